@@ -1,0 +1,137 @@
+"""Which Keras is installed, and the few places where Keras 3 and tf.keras 2.14 differ.
+
+keras_optim runs on Keras 3 (any backend that ``keras.ops`` covers) and on the tf.keras 2.14
+that TensorFlow Federated 0.87 needs. Everything that differs between the two lives here, so
+the math (``keras_optim.math``) is written once and each optimizer class is a thin adapter.
+"""
+import types
+
+import keras
+
+KERAS3 = int(keras.__version__.split(".")[0]) >= 3
+
+if KERAS3:
+    from keras import ops
+
+    OptimizerBase = keras.optimizers.Optimizer
+    register_serializable = keras.saving.register_keras_serializable
+else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable), jit_compile).
+    import tensorflow as tf
+
+    # The handful of array functions the math needs, under keras.ops' names.
+    ops = types.SimpleNamespace(
+        abs=tf.abs,
+        cast=tf.cast,
+        maximum=tf.maximum,
+        power=tf.pow,
+        sigmoid=tf.sigmoid,
+        sqrt=tf.sqrt,
+        square=tf.square,
+        where=tf.where,
+    )
+    OptimizerBase = tf.keras.optimizers.Optimizer
+    register_serializable = tf.keras.utils.register_keras_serializable
+
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def dtype_name(dtype):
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def statistics_dtype(variable):
+    """Optimizer statistics of half-precision variables are kept in float32."""
+    name = dtype_name(variable.dtype)
+    return "float32" if name in _HALF_DTYPES else name
+
+
+def densify(gradient):
+    """Sparse gradients (``tf.IndexedSlices`` from ``Embedding``) become dense tensors.
+
+    The result is the dense update, as Keras' own Adam gives: rows that were not looked up
+    receive a zero gradient, and their moments still decay.
+    """
+    if type(gradient).__name__ == "IndexedSlices":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+class SlotOptimizer(OptimizerBase):
+    """Base of every keras_optim optimizer: per-variable statistics ("slots") and one update.
+
+    A subclass names its slots in ``slot_names`` and computes, from pure functions of
+    ``keras_optim.math``, the update direction and the new statistics in ``_direction``:
+
+        variable <- variable - learning_rate * direction
+
+    Gradient clipping, decoupled weight decay, EMA, loss scaling, gradient accumulation and
+    distribution stay with the Keras base class, as for Keras' own optimizers.
+    """
+
+    def __init__(self, learning_rate, name, **kwargs):
+        if KERAS3:
+            super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        else:
+            super().__init__(name=name, **kwargs)
+            self._learning_rate = self._build_learning_rate(learning_rate)
+
+    def slot_names(self):
+        raise NotImplementedError
+
+    def _direction(self, gradient, slots, step):
+        """Returns ``(direction, new_slots)``; ``slots`` maps slot names to current values."""
+        raise NotImplementedError
+
+    def build(self, var_list):
+        if getattr(self, "built", False) or getattr(self, "_built", False):
+            return
+        super().build(var_list)
+        if not KERAS3:
+            self._built = True
+        self._slots = [
+            {name: self._add_slot(variable, name) for name in self.slot_names()}
+            for variable in var_list
+        ]
+
+    def _add_slot(self, variable, name):
+        dtype = statistics_dtype(variable)
+        same_dtype = dtype == dtype_name(variable.dtype)
+        if KERAS3:
+            if same_dtype:
+                return self.add_variable_from_reference(variable, name)
+            path = getattr(variable, "path", variable.name).replace("/", "_").replace(":", "_")
+            return self.add_variable(shape=variable.shape, dtype=dtype, name=f"{path}_{name}")
+        if same_dtype:
+            return self.add_variable_from_reference(variable, name)
+        return self.add_variable(
+            shape=variable.shape, dtype=dtype, name=f"{name}/{variable._shared_name}"
+        )
+
+    def _variable_index(self, variable):
+        if KERAS3:
+            return self._get_variable_index(variable)
+        return self._index_dict[self._var_key(variable)]
+
+    def update_step(self, gradient, variable, learning_rate=None):
+        if learning_rate is None:  # tf.keras 2 passes no learning rate.
+            learning_rate = self.learning_rate
+        dtype = statistics_dtype(variable)
+        gradient = ops.cast(densify(gradient), dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        slots = self._slots[self._variable_index(variable)]
+        direction, new_values = self._direction(
+            gradient, {name: ops.cast(slot, dtype) for name, slot in slots.items()}, step
+        )
+        for name, value in new_values.items():
+            self._assign(slots[name], value)
+        lr = ops.cast(learning_rate, dtype)
+        self._assign(variable, ops.cast(ops.cast(variable, dtype) - lr * direction, variable.dtype))
+
+    def _assign(self, variable, value):
+        # Keras 3 routes writes through Optimizer.assign (sparse, XLA, other backends).
+        if KERAS3:
+            self.assign(variable, value)
+        else:
+            variable.assign(value)

@@ -1,0 +1,75 @@
+r"""AdaBelief: Adapting Stepsizes by the Belief in Observed Gradients (Zhuang et al., NeurIPS 2020,
+arXiv 2010.07468), exactly as the authors' ``adabelief-pytorch==0.2.1`` computes it.
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t \\
+    s_t &= \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon \\
+    \hat s_t &= \max(\hat s_{t-1}, s_t) \text{ with AMSGrad, else } s_t \\
+    d_t &= \frac{m_t / (1-\beta_1^t)}{\sqrt{\hat s_t} / \sqrt{1-\beta_2^t} + \epsilon}
+
+and ``variable -= learning_rate * d_t``. Note that :math:`\epsilon` is added to the state
+:math:`s_t` itself (the authors' in-place ``exp_avg_var.add_(eps)``), and again to the
+denominator.
+
+With ``rectify`` (RAdam's variance rectification, Liu et al. 2020), with
+:math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+:math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`:
+
+.. math::
+
+    d_t = \begin{cases}
+      r_t \, m_t / (\sqrt{s_t} + \epsilon), &
+      r_t = \frac{1}{1-\beta_1^t}\sqrt{(1-\beta_2^t)
+      \frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)\rho_t(\rho_\infty-2)}}
+      & \rho_t \ge 5 \\
+      m_t / (1-\beta_1^t) & \rho_t < 5, \text{ degenerated\_to\_sgd} \\
+      0 & \text{otherwise}
+    \end{cases}
+
+As in the authors' code, the rectified branch divides by :math:`\sqrt{s_t}` (not the AMSGrad
+maximum), and the bias correction :math:`1-\beta_2^t` sits inside :math:`r_t`.
+"""
+from keras_optim.backend import ops
+
+SLOTS = ("m", "s")
+AMSGRAD_SLOTS = ("m", "s", "s_max")
+
+
+def adabelief_update(gradient, state, step, *, beta_1, beta_2, epsilon, amsgrad=False, rectify=True,
+              degenerated_to_sgd=True):
+    """One AdaBelief step.
+
+    Args:
+      gradient: the gradient :math:`g_t`.
+      state: dict with ``m``, ``s`` (and ``s_max`` with ``amsgrad``), same dtype as gradient.
+      step: :math:`t`, starting at 1, as a scalar tensor of the gradient's dtype.
+
+    Returns:
+      ``(direction, new_state)``; the variable moves by ``-learning_rate * direction``.
+    """
+    m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
+    s = beta_2 * state["s"] + (1.0 - beta_2) * ops.square(gradient - m) + epsilon
+    new_state = {"m": m, "s": s}
+    s_hat = s
+    if amsgrad:
+        s_hat = new_state["s_max"] = ops.maximum(state["s_max"], s)
+
+    bias_correction_1 = 1.0 - ops.power(ops.cast(beta_1, step.dtype), step)
+    beta_2_power = ops.power(ops.cast(beta_2, step.dtype), step)
+    bias_correction_2 = 1.0 - beta_2_power
+    if not rectify:
+        direction = (m / bias_correction_1) / (ops.sqrt(s_hat) / ops.sqrt(bias_correction_2) + epsilon)
+        return direction, new_state
+
+    rho_inf = 2.0 / (1.0 - beta_2) - 1.0
+    rho_t = rho_inf - 2.0 * step * beta_2_power / bias_correction_2
+    # The clamp only keeps the branch that `where` discards (rho_t < 5) free of NaN.
+    ratio = ops.maximum(
+        bias_correction_2 * (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+        / ((rho_inf - 4.0) * rho_t * (rho_inf - 2.0)),
+        0.0,
+    )
+    rectified = (ops.sqrt(ratio) / bias_correction_1) * m / (ops.sqrt(s) + epsilon)
+    fallback = m / bias_correction_1 if degenerated_to_sgd else 0.0 * m
+    return ops.where(rho_t >= 5.0, rectified, fallback), new_state

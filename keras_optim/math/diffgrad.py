@@ -1,0 +1,31 @@
+r"""diffGrad: An Optimization Method for Convolutional Neural Networks (Dubey et al., IEEE TNNLS
+2019, arXiv 1909.11015), as the authors' official v2 code (equal to ``torch-optimizer==0.3.0``
+``DiffGrad``) computes it.
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+    \xi_t &= \operatorname{sigmoid}(|g_{t-1} - g_t|), \quad g_0 = 0 \\
+    d_t &= \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t} \, \frac{\xi_t m_t}{\sqrt{v_t} + \epsilon}
+
+and ``variable -= learning_rate * d_t``. The previous gradient :math:`g_{t-1}` is state kept
+by value (the original v1 code kept a reference to the live gradient, so that
+:math:`\xi_t = \operatorname{sigmoid}(0) = 1/2` from the second step on).
+"""
+from keras_optim.backend import ops
+
+SLOTS = ("m", "v", "previous_gradient")
+
+
+def diffgrad_update(gradient, state, step, *, beta_1, beta_2, epsilon):
+    """One diffGrad step: ``(direction, new_state)``; ``state`` holds ``m``, ``v``,
+    ``previous_gradient``; ``step`` is :math:`t \\ge 1` in the gradient's dtype."""
+    m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
+    v = beta_2 * state["v"] + (1.0 - beta_2) * ops.square(gradient)
+    friction = ops.sigmoid(ops.abs(state["previous_gradient"] - gradient))
+    step_size = ops.sqrt(1.0 - ops.power(ops.cast(beta_2, step.dtype), step)) / (
+        1.0 - ops.power(ops.cast(beta_1, step.dtype), step)
+    )
+    direction = step_size * friction * m / (ops.sqrt(v) + epsilon)
+    return direction, {"m": m, "v": v, "previous_gradient": gradient}

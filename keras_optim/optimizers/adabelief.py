@@ -1,0 +1,80 @@
+"""Keras optimizer class for AdaBelief; the math is ``keras_optim.math.adabelief``."""
+from keras_optim import validation
+from keras_optim.backend import SlotOptimizer, register_serializable
+from keras_optim.math import adabelief as adabelief_math
+
+
+@register_serializable(package="keras_optim")
+class AdaBelief(SlotOptimizer):
+    """AdaBelief (Zhuang et al., NeurIPS 2020), as the authors' ``adabelief-pytorch==0.2.1``.
+
+    The step size adapts to the "belief" in the gradient: the EMA of
+    :math:`(g_t - m_t)^2` instead of Adam's :math:`g_t^2`. See
+    ``keras_optim.math.adabelief`` for the equations.
+
+    Defaults are those of the authors' latest PyTorch release (0.2.x): ``epsilon=1e-16``,
+    ``rectify=True``, ``degenerated_to_sgd=True``. Keras' ``weight_decay`` is decoupled and
+    scaled by the learning rate, ``w <- w - lr * wd * w``, applied before the step: the
+    authors' ``weight_decouple=True, fixed_decay=False``.
+
+    Args:
+      learning_rate: float >= 0, schedule or callable. Defaults to 1e-3.
+      beta_1: EMA factor of the gradient, in [0, 1). Defaults to 0.9.
+      beta_2: EMA factor of the squared residual, in [0, 1). Defaults to 0.999.
+      epsilon: >= 0, added to the state and to the denominator. Defaults to 1e-16.
+      amsgrad: divide by the running maximum of :math:`s_t`. Defaults to False.
+      rectify: RAdam-style rectification (SGD-with-momentum for the first steps, while the
+        variance estimate is unreliable, :math:`\\rho_t < 5`). Defaults to True.
+      degenerated_to_sgd: with ``rectify``, take SGD-with-momentum steps while
+        :math:`\\rho_t < 5`; if False, take no step then. Defaults to True.
+      **kwargs: the Keras base arguments: ``weight_decay``, ``clipnorm``, ``clipvalue``,
+        ``global_clipnorm``, ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+        ``loss_scale_factor``, ``gradient_accumulation_steps`` (Keras 3), ``jit_compile``
+        (tf.keras 2).
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-16,
+        amsgrad=False,
+        rectify=True,
+        degenerated_to_sgd=True,
+        name="adabelief",
+        **kwargs,
+    ):
+        validation.check_learning_rate(learning_rate)
+        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = validation.check_beta("beta_1", beta_1)
+        self.beta_2 = validation.check_beta("beta_2", beta_2)
+        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        self.amsgrad = validation.check_bool("amsgrad", amsgrad)
+        self.rectify = validation.check_bool("rectify", rectify)
+        self.degenerated_to_sgd = validation.check_bool("degenerated_to_sgd", degenerated_to_sgd)
+
+    def slot_names(self):
+        return adabelief_math.AMSGRAD_SLOTS if self.amsgrad else adabelief_math.SLOTS
+
+    def _direction(self, gradient, slots, step):
+        return adabelief_math.adabelief_update(
+            gradient, slots, step,
+            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            amsgrad=self.amsgrad, rectify=self.rectify, degenerated_to_sgd=self.degenerated_to_sgd,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad,
+                "rectify": self.rectify,
+                "degenerated_to_sgd": self.degenerated_to_sgd,
+            }
+        )
+        return config

@@ -1,0 +1,49 @@
+"""Keras optimizer class for diffGrad; the math is ``keras_optim.math.diffgrad``."""
+from keras_optim import validation
+from keras_optim.backend import SlotOptimizer, register_serializable
+from keras_optim.math import diffgrad as diffgrad_math
+
+
+@register_serializable(package="keras_optim")
+class DiffGrad(SlotOptimizer):
+    """diffGrad (Dubey et al., IEEE TNNLS 2019), as the authors' official v2 code.
+
+    Adam whose first moment is damped by the friction coefficient
+    :math:`\\xi_t = \\operatorname{sigmoid}(|g_{t-1} - g_t|)`: steps shrink where the gradient
+    changes little (near an optimum) and keep Adam's size where it changes fast. See
+    ``keras_optim.math.diffgrad`` for the equations.
+
+    Defaults follow the authors' code: ``learning_rate=1e-3``, ``beta_1=0.9``,
+    ``beta_2=0.999``, ``epsilon=1e-8``. Keras' ``weight_decay`` is decoupled (AdamW-style,
+    ``w <- w - lr * wd * w``); the authors' ``weight_decay`` is an L2 term added to the
+    gradient, which you get by adding the penalty to the loss.
+
+    Args:
+      learning_rate: float >= 0, schedule or callable. Defaults to 1e-3.
+      beta_1: EMA factor of the gradient, in [0, 1). Defaults to 0.9.
+      beta_2: EMA factor of the squared gradient, in [0, 1). Defaults to 0.999.
+      epsilon: >= 0, added to the denominator. Defaults to 1e-8.
+      **kwargs: the Keras base arguments (see ``AdaBelief``).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 name="diffgrad", **kwargs):
+        validation.check_learning_rate(learning_rate)
+        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = validation.check_beta("beta_1", beta_1)
+        self.beta_2 = validation.check_beta("beta_2", beta_2)
+        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+
+    def slot_names(self):
+        return diffgrad_math.SLOTS
+
+    def _direction(self, gradient, slots, step):
+        return diffgrad_math.diffgrad_update(
+            gradient, slots, step, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
