@@ -6,7 +6,7 @@ the math (``keras_optim.math``) is written once and each optimizer class is a th
 """
 import types
 
-import keras
+import keras  # noqa: F401  (Keras 3, or tf.keras 2.x where keras is 2.x)
 
 KERAS3 = int(keras.__version__.split(".")[0]) >= 3
 
@@ -22,6 +22,7 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
     ops = types.SimpleNamespace(
         abs=tf.abs,
         cast=tf.cast,
+        convert_to_tensor=tf.convert_to_tensor,
         maximum=tf.maximum,
         power=tf.pow,
         sigmoid=tf.sigmoid,

@@ -55,8 +55,8 @@ def adabelief_update(gradient, state, step, *, beta_1, beta_2, epsilon, amsgrad=
     if amsgrad:
         s_hat = new_state["s_max"] = ops.maximum(state["s_max"], s)
 
-    bias_correction_1 = 1.0 - ops.power(ops.cast(beta_1, step.dtype), step)
-    beta_2_power = ops.power(ops.cast(beta_2, step.dtype), step)
+    bias_correction_1 = 1.0 - ops.power(ops.convert_to_tensor(beta_1, dtype=step.dtype), step)
+    beta_2_power = ops.power(ops.convert_to_tensor(beta_2, dtype=step.dtype), step)
     bias_correction_2 = 1.0 - beta_2_power
     if not rectify:
         direction = (m / bias_correction_1) / (ops.sqrt(s_hat) / ops.sqrt(bias_correction_2) + epsilon)

@@ -24,8 +24,8 @@ def diffgrad_update(gradient, state, step, *, beta_1, beta_2, epsilon):
     m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
     v = beta_2 * state["v"] + (1.0 - beta_2) * ops.square(gradient)
     friction = ops.sigmoid(ops.abs(state["previous_gradient"] - gradient))
-    step_size = ops.sqrt(1.0 - ops.power(ops.cast(beta_2, step.dtype), step)) / (
-        1.0 - ops.power(ops.cast(beta_1, step.dtype), step)
+    step_size = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(beta_2, dtype=step.dtype), step)) / (
+        1.0 - ops.power(ops.convert_to_tensor(beta_1, dtype=step.dtype), step)
     )
     direction = step_size * friction * m / (ops.sqrt(v) + epsilon)
     return direction, {"m": m, "v": v, "previous_gradient": gradient}
