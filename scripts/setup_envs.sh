@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
+pip_quiet() {  # pip, without the registry mirror's noise about absent local folders
+  { "$@" 2>&1; } | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 build_env() {  # build_env DIR REQS [NODEPS_REQS]
   local dir=$1 reqs=$2 nodeps=${3:-}
   local stamp="$dir/.requirements.sha" want
@@ -17,11 +21,11 @@ build_env() {  # build_env DIR REQS [NODEPS_REQS]
   fi
   echo "[setup] building $dir from $reqs"
   [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip
-  "$dir/bin/python" -m pip install -q -r "$reqs"
+  pip_quiet "$dir/bin/python" -m pip install -q --upgrade pip
+  pip_quiet "$dir/bin/python" -m pip install -q -r "$reqs"
   # TFF's own metadata pins jax 0.4.14, which is no longer served: its real needs are in $reqs.
-  [ -z "$nodeps" ] || "$dir/bin/python" -m pip install -q --no-deps -r "$nodeps"
-  "$dir/bin/python" -m pip install -q --no-deps -e .
+  [ -z "$nodeps" ] || pip_quiet "$dir/bin/python" -m pip install -q --no-deps -r "$nodeps"
+  pip_quiet "$dir/bin/python" -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 }
 
