@@ -31,6 +31,7 @@ As in the authors' code, the rectified branch divides by :math:`\sqrt{s_t}` (not
 maximum), and the bias correction :math:`1-\beta_2^t` sits inside :math:`r_t`.
 """
 from keras_optim.backend import ops
+from keras_optim.math.common import power_and_complement
 
 SLOTS = ("m", "s")
 AMSGRAD_SLOTS = ("m", "s", "s_max")
@@ -55,9 +56,8 @@ def adabelief_update(gradient, state, step, *, beta_1, beta_2, epsilon, amsgrad=
     if amsgrad:
         s_hat = new_state["s_max"] = ops.maximum(state["s_max"], s)
 
-    bias_correction_1 = 1.0 - ops.power(ops.convert_to_tensor(beta_1, dtype=step.dtype), step)
-    beta_2_power = ops.power(ops.convert_to_tensor(beta_2, dtype=step.dtype), step)
-    bias_correction_2 = 1.0 - beta_2_power
+    _, bias_correction_1 = power_and_complement(beta_1, step)
+    beta_2_power, bias_correction_2 = power_and_complement(beta_2, step)
     if not rectify:
         direction = (m / bias_correction_1) / (ops.sqrt(s_hat) / ops.sqrt(bias_correction_2) + epsilon)
         return direction, new_state

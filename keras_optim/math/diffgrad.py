@@ -14,6 +14,7 @@ by value (the original v1 code kept a reference to the live gradient, so that
 :math:`\xi_t = \operatorname{sigmoid}(0) = 1/2` from the second step on).
 """
 from keras_optim.backend import ops
+from keras_optim.math.common import power_and_complement
 
 SLOTS = ("m", "v", "previous_gradient")
 
@@ -24,8 +25,8 @@ def diffgrad_update(gradient, state, step, *, beta_1, beta_2, epsilon):
     m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
     v = beta_2 * state["v"] + (1.0 - beta_2) * ops.square(gradient)
     friction = ops.sigmoid(ops.abs(state["previous_gradient"] - gradient))
-    step_size = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(beta_2, dtype=step.dtype), step)) / (
-        1.0 - ops.power(ops.convert_to_tensor(beta_1, dtype=step.dtype), step)
-    )
+    _, bias_correction_1 = power_and_complement(beta_1, step)
+    _, bias_correction_2 = power_and_complement(beta_2, step)
+    step_size = ops.sqrt(bias_correction_2) / bias_correction_1
     direction = step_size * friction * m / (ops.sqrt(v) + epsilon)
     return direction, {"m": m, "v": v, "previous_gradient": gradient}
