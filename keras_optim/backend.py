@@ -82,6 +82,12 @@ class SlotOptimizer(OptimizerBase):
     def slot_names(self):
         raise NotImplementedError
 
+    def get_config(self):
+        config = super().get_config()
+        if not KERAS3:  # tf.keras 2 leaves the learning rate to each subclass.
+            config["learning_rate"] = self._serialize_hyperparameter(self._learning_rate)
+        return config
+
     def _direction(self, gradient, slots, step):
         """Returns ``(direction, new_slots)``; ``slots`` maps slot names to current values."""
         raise NotImplementedError
