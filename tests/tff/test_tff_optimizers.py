@@ -1,0 +1,119 @@
+"""keras_optim's algorithms as TFF optimizers: one TFF step equals one Keras step (same math
+source) and the independent NumPy ports of the papers; they train inside TFF's own FedAvg."""
+import collections
+
+import numpy as np
+import pytest
+
+tff = pytest.importorskip("tensorflow_federated")
+import tensorflow as tf  # noqa: E402
+
+import keras_optim  # noqa: E402
+import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
+from tests.optimizers.numpy_ports import NumpyAdaBelief, NumpyDiffGrad  # noqa: E402
+from tff_experiments import tff_optimizers  # noqa: E402
+
+SHAPES = [(4, 3), (7,)]
+CASES = [
+    ("AdaBelief", dict(learning_rate=0.125), NumpyAdaBelief, dict(lr=0.125)),
+    ("AdaBelief", dict(learning_rate=0.0625, amsgrad=True, rectify=False, epsilon=1e-6,
+                       weight_decay=0.5),
+     NumpyAdaBelief, dict(lr=0.0625, amsgrad=True, rectify=False, eps=1e-6, weight_decay=0.5)),
+    ("AdaBelief", dict(learning_rate=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False),
+     NumpyAdaBelief, dict(lr=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False)),
+    ("DiffGrad", dict(learning_rate=0.125), NumpyDiffGrad, dict(lr=0.125)),
+    ("DiffGrad", dict(learning_rate=0.5, beta_1=0.5, beta_2=0.9, epsilon=1e-4),
+     NumpyDiffGrad, dict(lr=0.5, beta_1=0.5, beta_2=0.9, eps=1e-4)),
+]
+BUILDERS = {"AdaBelief": tff_optimizers.build_adabelief, "DiffGrad": tff_optimizers.build_diffgrad}
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{c[0]}{i}" for i, c in enumerate(CASES)])
+def test_tff_step_equals_keras_step_and_numpy_port(case):
+    name, args, port_cls, port_args = CASES[case]
+    rng = np.random.default_rng(case)
+    params = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
+    keras_variables = [tf.Variable(p) for p in params]
+    keras_optimizer = getattr(keras_optim, name)(**args)
+    tff_optimizer = BUILDERS[name](**args)
+    tff_weights = tuple(tf.constant(p) for p in params)
+    state = tff_optimizer.initialize(tuple(tf.TensorSpec(s, tf.float32) for s in SHAPES))
+    tff_next = tf.function(tff_optimizer.next)  # as TFF runs it: traced into a graph
+    port, port_params = port_cls(**port_args), [p.astype(np.float64) for p in params]
+    for t in range(12):
+        grads = [rng.normal(scale=10.0 ** rng.uniform(-2, 1), size=s).astype(np.float32)
+                 for s in SHAPES]
+        keras_optimizer.apply_gradients(
+            [(tf.constant(g), v) for g, v in zip(grads, keras_variables)])
+        state, tff_weights = tff_next(state, tff_weights, tuple(tf.constant(g) for g in grads))
+        port_params = port.step(port_params, [g.astype(np.float64) for g in grads])
+        for v, w, p in zip(keras_variables, tff_weights, port_params):
+            # Same math, same float32 operations: equal up to graph-vs-eager op fusion.
+            np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-6, atol=1e-6,
+                                       err_msg=f"TFF vs Keras, step {t + 1}")
+            np.testing.assert_allclose(w.numpy(), p, rtol=2e-4, atol=1e-5,
+                                       err_msg=f"TFF vs NumPy port, step {t + 1}")
+    assert int(state["step"]) == 12
+
+
+def test_hparams_roundtrip_and_bad_arguments():
+    optimizer = tff_optimizers.build_adabelief(learning_rate=0.5)
+    state = optimizer.initialize(tf.TensorSpec((2,), tf.float32))
+    hparams = optimizer.get_hparams(state)
+    assert list(hparams) == [tff.learning.optimizers.LEARNING_RATE_KEY, "weight_decay"]
+    hparams[tff.learning.optimizers.LEARNING_RATE_KEY] = 0.0
+    state = optimizer.set_hparams(state, hparams)
+    _, w = optimizer.next(state, tf.ones(2), tf.ones(2))
+    np.testing.assert_array_equal(w.numpy(), np.ones(2))  # learning rate 0: no move
+    with pytest.raises(ValueError, match="learning_rate"):
+        tff_optimizers.build_diffgrad(learning_rate=-1.0)
+    with pytest.raises(ValueError, match="beta_2"):
+        tff_optimizers.build_adabelief(beta_2=1.0)
+
+
+def _linear_model_fn():
+    keras_model = tf.keras.Sequential(
+        [tf.keras.layers.Dense(3, input_shape=(5,), kernel_initializer="zeros")])
+    return tff.learning.models.from_keras_model(
+        keras_model,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        input_spec=collections.OrderedDict(
+            x=tf.TensorSpec([None, 5], tf.float32), y=tf.TensorSpec([None], tf.int32)),
+    )
+
+
+def test_client_and_server_optimizer_in_tff_weighted_fed_avg():
+    """One FedAvg round, one client: the client trains with AdaBelief, the server applies
+    DiffGrad to the averaged update (w_global - w_client) as a gradient. The Keras classes
+    on a plain Keras model give the reference."""
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(4, 5)).astype(np.float32), rng.integers(0, 3, 4).astype(np.int32))
+               for _ in range(6)]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        collections.OrderedDict(x=np.concatenate([b[0] for b in batches]),
+                                y=np.concatenate([b[1] for b in batches]))).batch(4)
+    process = tff.learning.algorithms.build_weighted_fed_avg(
+        _linear_model_fn,
+        client_optimizer_fn=tff_optimizers.build_adabelief(learning_rate=0.05),
+        server_optimizer_fn=tff_optimizers.build_diffgrad(learning_rate=0.3),
+    )
+    state = process.initialize()
+    state = process.next(state, [dataset]).state
+    got = process.get_model_weights(state).trainable
+
+    model = tf.keras.Sequential([tf.keras.layers.Dense(3, input_shape=(5,), kernel_initializer="zeros")])
+    start = [w.numpy() for w in model.trainable_weights]
+    client = keras_optim.AdaBelief(learning_rate=0.05)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for x, y in batches:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x))
+        client.apply_gradients(zip(tape.gradient(loss, model.trainable_weights),
+                                   model.trainable_weights))
+    update = [s - w.numpy() for s, w in zip(start, model.trainable_weights)]
+    server_weights = [tf.Variable(s) for s in start]
+    keras_optim.DiffGrad(learning_rate=0.3).apply_gradients(
+        [(tf.constant(u), v) for u, v in zip(update, server_weights)])
+    assert not np.allclose(server_weights[0].numpy(), 0.0)
+    for g, w in zip(got, server_weights):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
