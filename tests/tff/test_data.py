@@ -1,0 +1,125 @@
+"""Data sets: digits split by Dirichlet(alpha), Shakespeare roles, real loaders on generated data."""
+import numpy as np
+import pytest
+
+tff = pytest.importorskip("tensorflow_federated")
+import tensorflow as tf  # noqa: E402
+
+from tff_experiments.data import digits  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# digits
+
+
+def test_load_digits_split_is_sklearn_digits_scaled_and_stratified():
+    from sklearn.datasets import load_digits
+
+    x_train, y_train, x_test, y_test = digits.load_digits_split(test_fraction=0.2, seed=0)
+    assert x_train.shape[1:] == (8, 8, 1) and x_test.shape[1:] == (8, 8, 1)
+    assert x_train.dtype == np.float32 and y_train.dtype == np.int32 and y_test.dtype == np.int32
+    assert len(x_train) + len(x_test) == 1797 and len(x_test) == 360
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    # The same examples as scikit-learn's, pixel for pixel (0..16 scaled to 0..1).
+    raw = load_digits()
+    want = sorted(map(bytes, np.column_stack([raw.images.reshape(-1, 64) / 16.0, raw.target]).astype(np.float32)))
+    got = np.column_stack(
+        [np.concatenate([x_train, x_test]).reshape(-1, 64), np.concatenate([y_train, y_test])]
+    ).astype(np.float32)
+    assert sorted(map(bytes, got)) == want
+    # Stratified: each class's share of the test set within one example of 20%.
+    for k in range(10):
+        total = np.sum(raw.target == k)
+        assert abs(np.sum(y_test == k) - 0.2 * total) <= 1
+    again = digits.load_digits_split(test_fraction=0.2, seed=0)
+    np.testing.assert_array_equal(again[0], x_train)
+    other = digits.load_digits_split(test_fraction=0.2, seed=1)
+    assert not np.array_equal(other[1], y_train)
+
+
+def test_dirichlet_alpha_zero_gives_one_class_per_client_round_robin():
+    labels = np.repeat(np.arange(10), 100)
+    parts = digits.dirichlet_partition(labels, num_clients=25, alpha=0, seed=3)
+    assert len(parts) == 25
+    for i, idx in enumerate(parts):
+        assert set(labels[idx]) == {i % 10}
+        assert len(idx) == 1000 // 25 and len(np.unique(idx)) == len(idx)
+
+
+def test_dirichlet_sizes_and_no_duplicates_within_a_client():
+    labels = np.random.default_rng(0).integers(0, 10, size=1437)
+    for alpha in (0.05, 1.0, 100.0):
+        parts = digits.dirichlet_partition(labels, num_clients=20, alpha=alpha, seed=0)
+        for idx in parts:
+            assert 1 <= len(idx) <= 1437 // 20
+            assert len(np.unique(idx)) == len(idx)
+            assert idx.min() >= 0 and idx.max() < 1437
+        if alpha >= 1.0:  # no class runs short, so every client gets exactly floor(N/M)
+            assert all(len(idx) == 1437 // 20 for idx in parts)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 10.0])
+def test_dirichlet_class_proportions_follow_the_dirichlet_moments(alpha):
+    # Var[p_k] = (1/K)(1-1/K)/(K alpha + 1) for p ~ Dir(alpha 1_K); mean 1/K.
+    num_classes, num_clients = 10, 400
+    labels = np.repeat(np.arange(num_classes), 40_000)
+    parts = digits.dirichlet_partition(labels, num_clients=num_clients, alpha=alpha, seed=1)
+    shares = np.array([np.bincount(labels[idx], minlength=num_classes) / len(idx) for idx in parts])
+    want_var = (1 / num_classes) * (1 - 1 / num_classes) / (num_classes * alpha + 1)
+    np.testing.assert_allclose(shares.mean(), 1 / num_classes, rtol=1e-6)
+    np.testing.assert_allclose(shares.mean(axis=0), np.full(num_classes, 1 / num_classes), atol=4 * np.sqrt(want_var / num_clients))
+    np.testing.assert_allclose(shares.var(axis=0).mean(), want_var, rtol=0.15)
+
+
+def test_dirichlet_is_reproducible_and_seeded():
+    labels = np.repeat(np.arange(10), 50)
+    a = digits.dirichlet_partition(labels, 7, 0.5, seed=4)
+    b = digits.dirichlet_partition(labels, 7, 0.5, seed=4)
+    c = digits.dirichlet_partition(labels, 7, 0.5, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(num_clients=5, alpha=-0.1), "alpha"),
+        (dict(num_clients=5, alpha=float("nan")), "alpha"),
+        (dict(num_clients=0, alpha=1.0), "clients"),
+        (dict(num_clients=2.5, alpha=1.0), "clients"),
+        (dict(num_clients=101, alpha=1.0), "only 100"),
+    ],
+)
+def test_dirichlet_bad_input_is_a_one_line_value_error(kwargs, fragment):
+    with pytest.raises(ValueError) as info:
+        digits.dirichlet_partition(np.repeat(np.arange(10), 10), seed=0, **kwargs)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_every_client_gets_an_example_even_at_one_example_each():
+    labels = np.repeat(np.arange(10), 3)
+    parts = digits.dirichlet_partition(labels, num_clients=30, alpha=0.1, seed=0)
+    assert sorted(len(p) for p in parts) == [1] * 30
+
+
+def test_digits_client_data_is_a_client_data_over_the_training_split():
+    client_data, (x_test, y_test) = digits.digits_client_data(num_clients=6, alpha=0.5, seed=2)
+    assert isinstance(client_data, tff.simulation.datasets.ClientData)
+    assert client_data.client_ids == [str(i) for i in range(6)]
+    spec = client_data.element_type_structure
+    assert spec["x"] == tf.TensorSpec((8, 8, 1), tf.float32) and spec["y"] == tf.TensorSpec((), tf.int32)
+    x_train, y_train, x_test2, _ = digits.load_digits_split(seed=2)
+    np.testing.assert_array_equal(x_test, x_test2)
+    train_rows = {bytes(x) + bytes(y) for x, y in zip(x_train, y_train)}
+    for cid in client_data.client_ids:
+        examples = list(client_data.create_tf_dataset_for_client(cid).as_numpy_iterator())
+        assert 1 <= len(examples) == client_data.client_sizes[cid] <= len(x_train) // 6
+        assert all(bytes(e["x"]) + bytes(e["y"]) in train_rows for e in examples)
+    # The serializable path (inside tf.function / TFF computations) gives the same data.
+    via_fn = list(tf.function(client_data.serializable_dataset_fn)(tf.constant("4")).as_numpy_iterator())
+    direct = list(client_data.create_tf_dataset_for_client("4").as_numpy_iterator())
+    assert len(via_fn) == len(direct)
+    assert all(np.array_equal(a["x"], b["x"]) and a["y"] == b["y"] for a, b in zip(via_fn, direct))
+    with pytest.raises(ValueError):
+        client_data.create_tf_dataset_for_client("6")
+    pooled = client_data.create_tf_dataset_from_all_clients()
+    assert sum(1 for _ in pooled) == sum(client_data.client_sizes.values())

@@ -1,0 +1,14 @@
+"""Federated data sets as ``tff.simulation.datasets.ClientData``.
+
+- ``digits``: scikit-learn's 8x8 digits split across clients by Dirichlet(alpha) over labels.
+- ``shakespeare``: the plays, one client per speaking role (next-character prediction). Its
+  corpus reader needs neither TensorFlow nor TFF (the Keras 3 examples use it too).
+- ``real``: EMNIST, CIFAR-100 (TFF's federated versions) and CIFAR-10 (TFDS, Dirichlet split)
+  for users with internet access.
+
+Importing this package imports neither TensorFlow nor TFF; the functions that return a
+``ClientData`` import TFF when called.
+"""
+from tff_experiments.data.common import DataUnavailableError
+
+__all__ = ["DataUnavailableError"]
