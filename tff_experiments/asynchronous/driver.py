@@ -1,0 +1,133 @@
+r"""The plain-Python driver: walks a schedule on the virtual clock and calls the TFF process.
+
+For server step n of a ``Schedule`` the driver hands ``process.next`` one
+``client_input(model_weights, data, weight)`` per aggregated local work: the global model
+version :math:`\rho_i(n)` the client was sent (kept here until no pending work needs it), the
+batches of that work (``LocalBatches``, seeded by client and work index) and :math:`d_i`.
+TFF runs the local works as one ``federated_map`` and applies the server update; the new
+global model becomes version n+1. A step nobody contributes to (FedFix when no client is back)
+leaves the model as it is.
+
+Everything a step needs is in ``RunState`` (next step, TFF state, the live stale versions) or
+derived from the schedule and seeds, so a run restored from a checkpoint continues exactly as
+the uninterrupted run would have (``to_program_state`` / ``from_program_state``).
+"""
+import collections
+import dataclasses
+from typing import Any
+
+import numpy as np
+import tensorflow_federated as tff
+
+from tff_experiments.asynchronous.process import client_input
+
+
+@dataclasses.dataclass
+class RunState:
+    next_step: int  # index of the next server step to run
+    process_state: Any  # the LearningProcess state (global model, optimizer states)
+    versions: dict  # {version: ModelWeights} still needed by pending local works
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    step: Any  # the schedule's ServerStep
+    train_metrics: Any  # the process' metrics, or None when nobody was aggregated
+
+
+class AsynchronousDriver:
+    """Runs ``schedule`` with ``process`` (``build_stale_model_process``) on ``local_batches``."""
+
+    def __init__(self, process, schedule, local_batches):
+        if local_batches.num_clients != len(schedule.importance):
+            raise ValueError(f"the schedule has {len(schedule.importance)} clients, the data "
+                             f"{local_batches.num_clients}")
+        self.process = process
+        self.schedule = schedule
+        self.local_batches = local_batches
+        self._last_use = schedule.last_use_of_versions()
+
+    def __len__(self):
+        return len(self.schedule)
+
+    def initial_state(self):
+        process_state = self.process.initialize()
+        return RunState(0, process_state, self._keep({0: process_state.global_model_weights}, 0))
+
+    def model_weights(self, run_state):
+        """The current global model (``tff.learning.models.ModelWeights``)."""
+        return run_state.process_state.global_model_weights
+
+    def client_inputs(self, step, versions):
+        return [
+            client_input(versions[c.sent_version], self.local_batches.dataset(c.client, c.work_index),
+                         c.weight)
+            for c in step.contributions
+        ]
+
+    def run_step(self, run_state):
+        """Runs server step ``run_state.next_step``; returns the new state and its record."""
+        n = run_state.next_step
+        step = self.schedule.steps[n]
+        process_state, metrics = run_state.process_state, None
+        if step.contributions:
+            output = self.process.next(process_state, self.client_inputs(step, run_state.versions))
+            process_state, metrics = output.state, output.metrics
+        versions = dict(run_state.versions)
+        versions[n + 1] = process_state.global_model_weights
+        return RunState(n + 1, process_state, self._keep(versions, n + 1)), StepRecord(step, metrics)
+
+    def run(self, run_state=None, stop=None):
+        """Runs the steps from ``run_state`` (default: the start) up to ``stop`` (default: all)."""
+        run_state = run_state or self.initial_state()
+        stop = len(self.schedule) if stop is None else stop
+        while run_state.next_step < stop:
+            run_state, _ = self.run_step(run_state)
+        return run_state
+
+    def _keep(self, versions, next_step):
+        """The versions that steps ``next_step, ...`` still start from, and the current one."""
+        return {v: w for v, w in versions.items()
+                if v == next_step or self._last_use.get(v, -1) >= next_step}
+
+    # Checkpoints: a fixed structure of tensors for tff.program's state managers.
+
+    def live_versions(self, next_step):
+        return sorted(set(self.schedule.live_versions(next_step)) | {next_step})
+
+    def to_program_state(self, run_state):
+        ids = self.live_versions(run_state.next_step)
+        return collections.OrderedDict(
+            next_step=np.int64(run_state.next_step),
+            process_state=run_state.process_state,
+            versions=[run_state.versions[v] for v in ids],
+        )
+
+    def program_state_template(self, next_step):
+        """A structure like ``to_program_state`` of a state at ``next_step``, to load into."""
+        initial = self.process.initialize()
+        return collections.OrderedDict(
+            next_step=np.int64(next_step),
+            process_state=initial,
+            versions=[initial.global_model_weights for _ in self.live_versions(next_step)],
+        )
+
+    def from_program_state(self, program_state):
+        next_step = int(program_state["next_step"])
+        ids = self.live_versions(next_step)
+        versions = [_as_model_weights(w) for w in program_state["versions"]]
+        process_state = _as_learning_state(program_state["process_state"])
+        return RunState(next_step, process_state, dict(zip(ids, versions)))
+
+
+def _as_model_weights(value):
+    if isinstance(value, tff.learning.models.ModelWeights):
+        return value
+    trainable, non_trainable = (value["trainable"], value["non_trainable"]) if isinstance(value, dict) else value
+    return tff.learning.models.ModelWeights(trainable=list(trainable), non_trainable=list(non_trainable))
+
+
+def _as_learning_state(value):
+    if isinstance(value, tff.learning.templates.LearningAlgorithmState):
+        return value._replace(global_model_weights=_as_model_weights(value.global_model_weights))
+    return value

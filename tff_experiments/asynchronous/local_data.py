@@ -1,0 +1,73 @@
+r"""The batches of one local work: K steps of B examples, seeded per (client, work index).
+
+As in the authors' client (``FL/client.py``: ``next(iter(dl_train))`` at every local step, a
+shuffled DataLoader), each of the K steps draws a fresh batch of
+:math:`\min(B, n_i)` distinct examples of the client's data. The draw is seeded by
+``(seed, client, work_index)``, so a local work has the same batches in every run and whatever
+the order of the steps: a resumed run repeats exactly what an uninterrupted one did, and two
+schemes give the same client the same data for its k-th work.
+"""
+import numpy as np
+import tensorflow as tf
+
+
+class LocalBatches:
+    """``dataset(client, work_index)``: the ``tf.data.Dataset`` of K batches for one local work.
+
+    Args:
+      client_data: a ``tff.simulation.datasets.ClientData`` (elements: a structure of tensors
+        of one example each).
+      local_steps: K, the number of local optimizer steps per local work.
+      batch_size: B.
+      seed: seeds the batch draws.
+      client_ids: the clients in order (client ``i`` is ``client_ids[i]``); defaults to
+        ``client_data.client_ids``.
+    """
+
+    def __init__(self, client_data, local_steps, batch_size=64, seed=0, client_ids=None):
+        if not isinstance(local_steps, (int, np.integer)) or local_steps < 1:
+            raise ValueError(f"local steps must be a positive integer, got {local_steps!r}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
+        self.client_data = client_data
+        self.client_ids = list(client_ids if client_ids is not None else client_data.client_ids)
+        self.local_steps = int(local_steps)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self._arrays = {}
+
+    @property
+    def num_clients(self):
+        return len(self.client_ids)
+
+    def arrays(self, client):
+        """Client ``client``'s examples as a structure of NumPy arrays (cached)."""
+        if client not in self._arrays:
+            client_id = self.client_ids[client]
+            if hasattr(self.client_data, "client_arrays"):
+                arrays = self.client_data.client_arrays(client_id)
+            else:
+                examples = list(self.client_data.create_tf_dataset_for_client(client_id).as_numpy_iterator())
+                if not examples:
+                    raise ValueError(f"client {client_id!r} has no data")
+                arrays = tf.nest.map_structure(lambda *xs: np.stack(xs), *examples)
+            self._arrays[client] = arrays
+        return self._arrays[client]
+
+    def num_examples(self, client):
+        return len(tf.nest.flatten(self.arrays(client))[0])
+
+    def batch_indices(self, client, work_index):
+        """The example indices of the K batches, shape ``(K, min(B, n_i))``."""
+        n = self.num_examples(client)
+        rng = np.random.default_rng((self.seed, int(client), int(work_index)))
+        size = min(self.batch_size, n)
+        return np.stack([rng.choice(n, size=size, replace=False) for _ in range(self.local_steps)])
+
+    def dataset(self, client, work_index):
+        indices = self.batch_indices(client, work_index)
+        rows = indices.reshape(-1)
+        examples = tf.nest.map_structure(lambda a: a[rows], self.arrays(client))
+        # batch() without drop_remainder leaves the batch dimension unknown (None), so every
+        # client's data has the same TFF type whatever its batch size.
+        return tf.data.Dataset.from_tensor_slices(examples).batch(indices.shape[1])

@@ -1,0 +1,131 @@
+r"""A schedule: which clients the server aggregates at each step, from which model, with what weight.
+
+Every scheme of Fraboni et al. (JMLR 2023, arXiv 2206.10189) shares one server update,
+
+.. math::
+
+    \theta^{n+1} = \theta^n + \eta_g \sum_{i \in S_n} d_i \,
+        \big(\theta_i^{\text{local}} - \theta^{\rho_i(n)}\big),
+
+where :math:`S_n` is the set of clients aggregated at step n, :math:`\theta^{\rho_i(n)}` the
+(possibly stale) global model client i started its local work from, and
+:math:`\theta_i^{\text{local}}` the model after that work. Only the clients in :math:`S_n` get
+:math:`\theta^{n+1}` and restart from it. The schemes differ in :math:`S_n`, the step times, and
+the weights :math:`d_i`; each lives in its own module (``fedavg``, ``async_fedavg``, ``fedfix``,
+``fedbuff``) and produces the participation; this module adds the weights.
+
+Model versions: version 0 is the initial model, version n+1 the model after step n; the
+staleness of a contribution to step n is ``n - sent_version``.
+"""
+import dataclasses
+
+import numpy as np
+
+POLICIES = ("weight", "identical")
+IMPORTANCES = ("uniform", "data-size")
+
+
+@dataclasses.dataclass(frozen=True)
+class Contribution:
+    """One client's local work, aggregated at a server step."""
+
+    client: int
+    sent_version: int  # the global model version the client started from
+    work_index: int  # the client's local-work counter: 0, 1, ... (seeds its data and time)
+    weight: float = float("nan")  # d_i
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerStep:
+    index: int  # n: this step makes global model version n + 1
+    time: float  # virtual time at which the server aggregates
+    contributions: tuple  # of Contribution, possibly empty (FedFix when nobody is back)
+
+    def staleness(self):
+        return [self.index - c.sent_version for c in self.contributions]
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Server steps up to the horizon, with the weights that were used to build them."""
+
+    scheme: str
+    policy: str
+    horizon: float
+    steps: tuple
+    importance: np.ndarray  # p_i, sums to 1
+    mean_times: np.ndarray  # tau_i
+
+    def __len__(self):
+        return len(self.steps)
+
+    def participation_counts(self):
+        counts = np.zeros(len(self.importance), dtype=np.int64)
+        for step in self.steps:
+            for c in step.contributions:
+                counts[c.client] += 1
+        return counts
+
+    def effective_importance(self):
+        r"""Each client's share of the total aggregation weight over the run,
+        :math:`r_i \propto \sum_n d_i \mathbb 1[i \in S_n]`: the client importance of the
+        objective the schedule actually optimizes (the paper's surrogate objective). With the
+        ``weight`` policy it is close to :math:`p_i`; with ``identical`` it leans toward the
+        clients that come back most often."""
+        totals = np.zeros(len(self.importance))
+        for step in self.steps:
+            for c in step.contributions:
+                totals[c.client] += c.weight
+        return totals / totals.sum() if totals.sum() > 0 else totals
+
+    def last_use_of_versions(self):
+        """``{version: index of the last step that aggregates work started from it}``."""
+        last = {}
+        for step in self.steps:
+            for c in step.contributions:
+                last[c.sent_version] = step.index
+        return last
+
+    def live_versions(self, next_step):
+        """Global model versions that steps ``next_step, ...`` still need, among those that
+        exist before step ``next_step`` runs (versions ``0 .. next_step``)."""
+        needed = set()
+        for step in self.steps[next_step:]:
+            for c in step.contributions:
+                if c.sent_version <= next_step:
+                    needed.add(c.sent_version)
+        return sorted(needed)
+
+
+def client_importance(kind, num_examples):
+    """:math:`p_i`: ``"uniform"`` (the paper's experiments) or ``"data-size"`` (n_i / n)."""
+    num_examples = np.asarray(num_examples, dtype=np.float64)
+    if kind == "uniform":
+        return np.full(len(num_examples), 1.0 / len(num_examples))
+    if kind == "data-size":
+        return num_examples / num_examples.sum()
+    raise ValueError(f"client importance must be one of {IMPORTANCES}, got {kind!r}")
+
+
+def with_weights(steps, client_weights=None):
+    r"""Attaches :math:`d_i` to every contribution: ``client_weights[i]`` when given (the
+    ``weight`` policies, one constant per client), else the ``identical`` policy
+    :math:`d_i = 1/|S_n|` (the mean of the received updates: 1 for async FedAvg, 1/c for
+    FedBuff)."""
+    weighted = []
+    for step in steps:
+        k = len(step.contributions)
+        contributions = tuple(
+            dataclasses.replace(
+                c, weight=float(client_weights[c.client]) if client_weights is not None else 1.0 / k
+            )
+            for c in step.contributions
+        )
+        weighted.append(dataclasses.replace(step, contributions=contributions))
+    return tuple(weighted)
+
+
+def check_policy(policy):
+    if policy not in POLICIES:
+        raise ValueError(f"weight policy must be one of {POLICIES}, got {policy!r}")
+    return policy
