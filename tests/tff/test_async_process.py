@@ -1,0 +1,147 @@
+"""The TFF stale-model process and the driver: synchronous FedAvg equals TFF's own
+``build_weighted_fed_avg``; asynchronous schedules equal an independent NumPy simulation of the
+authors' server rule with local SGD-momentum; a state restored mid-run ends where the
+uninterrupted run ends."""
+import collections
+
+import numpy as np
+import pytest
+
+tff = pytest.importorskip("tensorflow_federated")
+import tensorflow as tf  # noqa: E402
+
+import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
+from tff_experiments.asynchronous import (  # noqa: E402
+    AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,
+    client_importance)
+from tff_experiments.data.digits import digits_client_data  # noqa: E402
+
+NUM_CLIENTS, LOCAL_STEPS, LR, MOMENTUM = 3, 3, 0.1, 0.9
+
+
+def logistic_model_fn():
+    keras_model = tf.keras.Sequential([
+        tf.keras.layers.Flatten(input_shape=(8, 8, 1)),
+        tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=1)),
+    ])
+    return tff.learning.models.from_keras_model(
+        keras_model,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        input_spec={"x": tf.TensorSpec([None, 8, 8, 1], tf.float32),
+                    "y": tf.TensorSpec([None], tf.int32)},
+    )
+
+
+def client_sgdm():
+    return tff.learning.optimizers.build_sgdm(learning_rate=LR, momentum=MOMENTUM)
+
+
+@pytest.fixture(scope="module")
+def client_data():
+    data, _ = digits_client_data(NUM_CLIENTS, alpha=0.5, seed=0)
+    return data
+
+
+@pytest.fixture(scope="module")
+def process():
+    return build_stale_model_process(logistic_model_fn, client_sgdm())
+
+
+def trainable(weights):
+    return [np.asarray(w) for w in weights.trainable]
+
+
+@pytest.mark.parametrize("importance,batch_size,weighting", [
+    ("uniform", 16, tff.learning.ClientWeighting.UNIFORM),
+    # batches larger than every client: each step sees all n_i examples, so TFF's
+    # NUM_EXAMPLES weighting is n_i / n, the data-size importance.
+    ("data-size", 1000, tff.learning.ClientWeighting.NUM_EXAMPLES),
+])
+def test_synchronous_fedavg_equals_tff_build_weighted_fed_avg(process, client_data, importance,
+                                                              batch_size, weighting):
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size, seed=5)
+    p = client_importance(importance, [local.num_examples(i) for i in range(NUM_CLIENTS)])
+    schedule = build_schedule("fedavg", ClientTimes.from_scenario(NUM_CLIENTS, "F-50"), 3.0, p)
+    assert len(schedule) == 3
+    ours = AsynchronousDriver(process, schedule, local).run()
+
+    tff_fedavg = tff.learning.algorithms.build_weighted_fed_avg(
+        logistic_model_fn, client_sgdm(), client_weighting=weighting)
+    state = tff_fedavg.initialize()
+    for n in range(3):
+        state = tff_fedavg.next(state, [local.dataset(i, n) for i in range(NUM_CLIENTS)]).state
+    want = trainable(tff_fedavg.get_model_weights(state))
+    got = trainable(ours.process_state.global_model_weights)
+    assert not np.allclose(want[0], trainable(process.initialize().global_model_weights)[0])
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def numpy_local_work(weights, x, y, batches):
+    """K steps of SGD with momentum (PyTorch/TFF form: a = mu a + g; w -= lr a) on the mean
+    softmax cross-entropy of a linear model, in float64."""
+    kernel, bias = (w.astype(np.float64) for w in weights)
+    acc_k, acc_b = np.zeros_like(kernel), np.zeros_like(bias)
+    for rows in batches:
+        xb = x[rows].reshape(len(rows), -1).astype(np.float64)
+        logits = xb @ kernel + bias
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        probs[np.arange(len(rows)), y[rows]] -= 1.0
+        g_k, g_b = xb.T @ probs / len(rows), probs.mean(axis=0)
+        acc_k, acc_b = MOMENTUM * acc_k + g_k, MOMENTUM * acc_b + g_b
+        kernel, bias = kernel - LR * acc_k, bias - LR * acc_b
+    return [kernel, bias]
+
+
+def numpy_simulation(schedule, local, initial, eta_g=1.0):
+    """The authors' simu_async loop: every step, each aggregated client trains from the model
+    it was sent; theta += eta_g * sum_i d_i (local_i - sent_i); the clients get theta."""
+    models = {0: [w.astype(np.float64) for w in initial]}
+    for step in schedule.steps:
+        theta = [w.copy() for w in models[step.index]]
+        for c in step.contributions:
+            arrays = local.arrays(c.client)
+            sent = models[c.sent_version]
+            trained = numpy_local_work(sent, arrays["x"], arrays["y"],
+                                       local.batch_indices(c.client, c.work_index))
+            theta = [t + eta_g * c.weight * (l - s) for t, l, s in zip(theta, trained, sent)]
+        models[step.index + 1] = theta
+    return models[len(schedule)]
+
+
+@pytest.mark.parametrize("algorithm,kwargs,policy", [
+    ("async", {}, "weight"),
+    ("fedbuff", dict(buffer_size=2), "identical"),
+    ("fedfix", dict(delta_t=0.4), "weight"),
+    ("fedbuff-keep-training", dict(buffer_size=2), "weight"),
+])
+def test_stale_schedules_equal_numpy_simulation(process, client_data, algorithm, kwargs, policy):
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    schedule = build_schedule(algorithm, ClientTimes.from_scenario(NUM_CLIENTS, "F-60"), 2.0,
+                              client_importance("uniform", [1] * NUM_CLIENTS), policy, **kwargs)
+    assert any(max(s.staleness(), default=0) > 0 for s in schedule.steps), "no stale work to test"
+    got = trainable(AsynchronousDriver(process, schedule, local).run().process_state.global_model_weights)
+    want = numpy_simulation(schedule, local, trainable(process.initialize().global_model_weights))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+
+
+def test_restored_state_continues_exactly(process, client_data, tmp_path):
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    schedule = build_schedule("async", ClientTimes.from_scenario(NUM_CLIENTS, "F-80", "exponential", seed=1),
+                              2.5, client_importance("uniform", [1] * NUM_CLIENTS), "weight")
+    driver = AsynchronousDriver(process, schedule, local)
+    uninterrupted = driver.run()
+    assert len(schedule) > 6
+    half = driver.run(stop=len(schedule) // 2)
+    manager = tff.program.FileProgramStateManager(str(tmp_path))
+    import asyncio
+    asyncio.run(manager.save(driver.to_program_state(half), version=half.next_step))
+    template = driver.program_state_template(half.next_step)
+    loaded = asyncio.run(manager.load(half.next_step, template))
+    resumed = driver.run(driver.from_program_state(loaded))
+    assert resumed.next_step == uninterrupted.next_step
+    for g, w in zip(trainable(resumed.process_state.global_model_weights),
+                    trainable(uninterrupted.process_state.global_model_weights)):
+        np.testing.assert_array_equal(g, w)
