@@ -30,6 +30,16 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
         sqrt=tf.sqrt,
         square=tf.square,
         where=tf.where,
+        # Coordinate clipping's global threshold (keras_optim.math.coordinate_clip).
+        arange=lambda start, stop=None, step=1, dtype=None: tf.range(start, stop, step, dtype=dtype),
+        concatenate=lambda xs, axis=0: tf.concat(xs, axis),
+        mod=tf.math.floormod,
+        reshape=tf.reshape,
+        sign=tf.sign,
+        take=lambda x, indices, axis=None: (
+            tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)
+        ),
+        top_k=lambda x, k, sorted=True: tf.math.top_k(x, k, sorted=sorted),
     )
     OptimizerBase = tf.keras.optimizers.Optimizer
     register_serializable = tf.keras.utils.register_keras_serializable
@@ -60,11 +70,30 @@ def densify(gradient):
     return gradient
 
 
+class _VariableSlots:
+    """The slots interface of ``keras_optim.math.slots`` over one variable's statistics:
+    writes go in place through the optimizer's ``assign_add`` / ``assign``."""
+
+    def __init__(self, optimizer, variables):
+        self._optimizer = optimizer
+        self._variables = variables
+
+    def __getitem__(self, name):
+        return self._variables[name]
+
+    def add(self, name, delta):
+        self._optimizer._write(self._variables[name], delta, add=True)
+
+    def set(self, name, value):
+        self._optimizer._write(self._variables[name], value, add=False)
+
+
 class SlotOptimizer(OptimizerBase):
     """Base of every keras_optim optimizer: per-variable statistics ("slots") and one update.
 
-    A subclass names its slots in ``slot_names`` and computes, from pure functions of
-    ``keras_optim.math``, the update direction and the new statistics in ``_direction``:
+    A subclass names its slots in ``slot_names`` and, in ``_step``, calls its step function
+    from ``keras_optim.math`` (the only place its math is written), which updates the slots
+    and returns the direction:
 
         variable <- variable - learning_rate * direction
 
@@ -82,15 +111,15 @@ class SlotOptimizer(OptimizerBase):
     def slot_names(self):
         raise NotImplementedError
 
+    def _step(self, gradient, slots, step):
+        """Updates ``slots`` (see ``keras_optim.math.slots``) and returns the direction."""
+        raise NotImplementedError
+
     def get_config(self):
         config = super().get_config()
         if not KERAS3:  # tf.keras 2 leaves the learning rate to each subclass.
             config["learning_rate"] = self._serialize_hyperparameter(self._learning_rate)
         return config
-
-    def _direction(self, gradient, slots, step):
-        """Returns ``(direction, new_slots)``; ``slots`` maps slot names to current values."""
-        raise NotImplementedError
 
     def build(self, var_list):
         if getattr(self, "built", False) or getattr(self, "_built", False):
@@ -128,18 +157,16 @@ class SlotOptimizer(OptimizerBase):
         dtype = statistics_dtype(variable)
         gradient = ops.cast(densify(gradient), dtype)
         step = ops.cast(self.iterations + 1, dtype)
-        slots = self._slots[self._variable_index(variable)]
-        direction, new_values = self._direction(
-            gradient, {name: ops.cast(slot, dtype) for name, slot in slots.items()}, step
-        )
-        for name, value in new_values.items():
-            self._assign(slots[name], value)
-        lr = ops.cast(learning_rate, dtype)
-        self._assign(variable, ops.cast(ops.cast(variable, dtype) - lr * direction, variable.dtype))
+        slots = _VariableSlots(self, self._slots[self._variable_index(variable)])
+        delta = ops.cast(learning_rate, dtype) * self._step(gradient, slots, step)
+        if dtype == dtype_name(variable.dtype):
+            self._write(variable, -delta, add=True)
+        else:  # half precision: subtract in float32, round once
+            self._write(variable, ops.cast(ops.cast(variable, dtype) - delta, variable.dtype), add=False)
 
-    def _assign(self, variable, value):
-        # Keras 3 routes writes through Optimizer.assign (sparse, XLA, other backends).
+    def _write(self, variable, value, add):
+        # Keras 3 routes writes through Optimizer.assign* (sparse, XLA, other backends).
         if KERAS3:
-            self.assign(variable, value)
+            (self.assign_add if add else self.assign)(variable, value)
         else:
-            variable.assign(value)
+            (variable.assign_add if add else variable.assign)(value)

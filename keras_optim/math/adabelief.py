@@ -32,35 +32,41 @@ maximum), and the bias correction :math:`1-\beta_2^t` sits inside :math:`r_t`.
 """
 from keras_optim.backend import ops
 from keras_optim.math.common import power_and_complement
+from keras_optim.math.slots import functional
 
 SLOTS = ("m", "s")
 AMSGRAD_SLOTS = ("m", "s", "s_max")
 
 
-def adabelief_update(gradient, state, step, *, beta_1, beta_2, epsilon, amsgrad=False, rectify=True,
-              degenerated_to_sgd=True):
+def adabelief_step(gradient, slots, step, *, beta_1, beta_2, epsilon, amsgrad=False,
+                   rectify=True, degenerated_to_sgd=True):
     """One AdaBelief step.
 
     Args:
       gradient: the gradient :math:`g_t`.
-      state: dict with ``m``, ``s`` (and ``s_max`` with ``amsgrad``), same dtype as gradient.
+      slots: ``m``, ``s`` (and ``s_max`` with ``amsgrad``) behind the interface of
+        ``keras_optim.math.slots``, same dtype as the gradient; updated in place.
       step: :math:`t`, starting at 1, as a scalar tensor of the gradient's dtype.
 
     Returns:
-      ``(direction, new_state)``; the variable moves by ``-learning_rate * direction``.
+      The direction :math:`d_t`; the variable moves by ``-learning_rate * direction``.
     """
-    m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
-    s = beta_2 * state["s"] + (1.0 - beta_2) * ops.square(gradient - m) + epsilon
-    new_state = {"m": m, "s": s}
+    slots.add("m", (gradient - slots["m"]) * (1.0 - beta_1))
+    m = slots["m"]
+    slots.add("s", (ops.square(gradient - m) - slots["s"]) * (1.0 - beta_2) + epsilon)
+    s = slots["s"]
     s_hat = s
     if amsgrad:
-        s_hat = new_state["s_max"] = ops.maximum(state["s_max"], s)
+        slots.set("s_max", ops.maximum(slots["s_max"], s))
+        s_hat = slots["s_max"]
 
     _, bias_correction_1 = power_and_complement(beta_1, step)
     beta_2_power, bias_correction_2 = power_and_complement(beta_2, step)
     if not rectify:
-        direction = (m / bias_correction_1) / (ops.sqrt(s_hat) / ops.sqrt(bias_correction_2) + epsilon)
-        return direction, new_state
+        # Scalar reciprocals first: one division per coordinate, as in Keras' Adam.
+        return (m * (1.0 / bias_correction_1)) / (
+            ops.sqrt(s_hat) * (1.0 / ops.sqrt(bias_correction_2)) + epsilon
+        )
 
     rho_inf = 2.0 / (1.0 - beta_2) - 1.0
     rho_t = rho_inf - 2.0 * step * beta_2_power / bias_correction_2
@@ -70,6 +76,14 @@ def adabelief_update(gradient, state, step, *, beta_1, beta_2, epsilon, amsgrad=
         / ((rho_inf - 4.0) * rho_t * (rho_inf - 2.0)),
         0.0,
     )
-    rectified = (ops.sqrt(ratio) / bias_correction_1) * m / (ops.sqrt(s) + epsilon)
-    fallback = m / bias_correction_1 if degenerated_to_sgd else 0.0 * m
-    return ops.where(rho_t >= 5.0, rectified, fallback), new_state
+    # Both branches as one expression with scalar coefficients: one pass over the tensors.
+    rectified = rho_t >= 5.0
+    zero = 0.0 * rho_t
+    adaptive_coefficient = ops.where(rectified, ops.sqrt(ratio) / bias_correction_1, zero)
+    sgd_coefficient = ops.where(
+        rectified, zero, 1.0 / bias_correction_1 if degenerated_to_sgd else zero
+    )
+    return m * (adaptive_coefficient / (ops.sqrt(s) + epsilon) + sgd_coefficient)
+
+
+adabelief_update = functional(adabelief_step)

@@ -15,18 +15,24 @@ by value (the original v1 code kept a reference to the live gradient, so that
 """
 from keras_optim.backend import ops
 from keras_optim.math.common import power_and_complement
+from keras_optim.math.slots import functional
 
 SLOTS = ("m", "v", "previous_gradient")
 
 
-def diffgrad_update(gradient, state, step, *, beta_1, beta_2, epsilon):
-    """One diffGrad step: ``(direction, new_state)``; ``state`` holds ``m``, ``v``,
-    ``previous_gradient``; ``step`` is :math:`t \\ge 1` in the gradient's dtype."""
-    m = beta_1 * state["m"] + (1.0 - beta_1) * gradient
-    v = beta_2 * state["v"] + (1.0 - beta_2) * ops.square(gradient)
-    friction = ops.sigmoid(ops.abs(state["previous_gradient"] - gradient))
+def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon):
+    """One diffGrad step; ``slots`` (``m``, ``v``, ``previous_gradient``) behind the interface
+    of ``keras_optim.math.slots``, updated in place; ``step`` is :math:`t \\ge 1` in the
+    gradient's dtype. Returns the direction :math:`d_t`."""
+    friction = ops.sigmoid(ops.abs(slots["previous_gradient"] - gradient))
+    slots.add("m", (gradient - slots["m"]) * (1.0 - beta_1))
+    slots.add("v", (ops.square(gradient) - slots["v"]) * (1.0 - beta_2))
     _, bias_correction_1 = power_and_complement(beta_1, step)
     _, bias_correction_2 = power_and_complement(beta_2, step)
     step_size = ops.sqrt(bias_correction_2) / bias_correction_1
-    direction = step_size * friction * m / (ops.sqrt(v) + epsilon)
-    return direction, {"m": m, "v": v, "previous_gradient": gradient}
+    direction = (friction * step_size) * slots["m"] / (ops.sqrt(slots["v"]) + epsilon)
+    slots.set("previous_gradient", gradient)  # by value: v1 kept a reference to the live gradient
+    return direction
+
+
+diffgrad_update = functional(diffgrad_step)

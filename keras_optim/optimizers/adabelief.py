@@ -58,8 +58,8 @@ class AdaBelief(SlotOptimizer):
     def slot_names(self):
         return adabelief_math.AMSGRAD_SLOTS if self.amsgrad else adabelief_math.SLOTS
 
-    def _direction(self, gradient, slots, step):
-        return adabelief_math.adabelief_update(
+    def _step(self, gradient, slots, step):
+        return adabelief_math.adabelief_step(
             gradient, slots, step,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
             amsgrad=self.amsgrad, rectify=self.rectify, degenerated_to_sgd=self.degenerated_to_sgd,

@@ -38,8 +38,8 @@ class DiffGrad(SlotOptimizer):
     def slot_names(self):
         return diffgrad_math.SLOTS
 
-    def _direction(self, gradient, slots, step):
-        return diffgrad_math.diffgrad_update(
+    def _step(self, gradient, slots, step):
+        return diffgrad_math.diffgrad_step(
             gradient, slots, step, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
         )
 
