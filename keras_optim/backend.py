@@ -115,6 +115,11 @@ class SlotOptimizer(OptimizerBase):
         """Updates ``slots`` (see ``keras_optim.math.slots``) and returns the direction."""
         raise NotImplementedError
 
+    def _delta(self, gradient, slots, step, learning_rate):
+        """How far the variable moves down this step: ``learning_rate * direction``. SGD, whose
+        momentum holds the learning rate as Keras' does, overrides it."""
+        return learning_rate * self._step(gradient, slots, step)
+
     def get_config(self):
         config = super().get_config()
         if not KERAS3:  # tf.keras 2 leaves the learning rate to each subclass.
@@ -158,7 +163,7 @@ class SlotOptimizer(OptimizerBase):
         gradient = ops.cast(densify(gradient), dtype)
         step = ops.cast(self.iterations + 1, dtype)
         slots = _VariableSlots(self, self._slots[self._variable_index(variable)])
-        delta = ops.cast(learning_rate, dtype) * self._step(gradient, slots, step)
+        delta = self._delta(gradient, slots, step, ops.cast(learning_rate, dtype))
         if dtype == dtype_name(variable.dtype):
             self._write(variable, -delta, add=True)
         else:  # half precision: subtract in float32, round once
