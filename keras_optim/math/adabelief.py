@@ -39,7 +39,7 @@ AMSGRAD_SLOTS = ("m", "s", "s_max")
 
 
 def adabelief_step(gradient, slots, step, *, beta_1, beta_2, epsilon, amsgrad=False,
-                   rectify=True, degenerated_to_sgd=True):
+                   rectify=True, degenerated_to_sgd=True, first_moment_gradient=None):
     """One AdaBelief step.
 
     Args:
@@ -47,11 +47,15 @@ def adabelief_step(gradient, slots, step, *, beta_1, beta_2, epsilon, amsgrad=Fa
       slots: ``m``, ``s`` (and ``s_max`` with ``amsgrad``) behind the interface of
         ``keras_optim.math.slots``, same dtype as the gradient; updated in place.
       step: :math:`t`, starting at 1, as a scalar tensor of the gradient's dtype.
+      first_moment_gradient: what feeds :math:`m_t` (defaults to the gradient): the
+        coordinate-clipped gradient (``keras_optim.math.coordinate_clip``); :math:`s_t` keeps
+        the raw residual :math:`g_t - m_t`.
 
     Returns:
       The direction :math:`d_t`; the variable moves by ``-learning_rate * direction``.
     """
-    slots.add("m", (gradient - slots["m"]) * (1.0 - beta_1))
+    first = gradient if first_moment_gradient is None else first_moment_gradient
+    slots.add("m", (first - slots["m"]) * (1.0 - beta_1))
     m = slots["m"]
     slots.add("s", (ops.square(gradient - m) - slots["s"]) * (1.0 - beta_2) + epsilon)
     s = slots["s"]

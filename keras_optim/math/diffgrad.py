@@ -20,12 +20,15 @@ from keras_optim.math.slots import functional
 SLOTS = ("m", "v", "previous_gradient")
 
 
-def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon):
+def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon, first_moment_gradient=None):
     """One diffGrad step; ``slots`` (``m``, ``v``, ``previous_gradient``) behind the interface
     of ``keras_optim.math.slots``, updated in place; ``step`` is :math:`t \\ge 1` in the
-    gradient's dtype. Returns the direction :math:`d_t`."""
+    gradient's dtype; ``first_moment_gradient`` feeds :math:`m_t` (defaults to the gradient;
+    the coordinate-clipped one with ``keras_optim.math.coordinate_clip``), while :math:`v_t`
+    and the friction :math:`\\xi_t` keep the raw gradient. Returns the direction :math:`d_t`."""
     friction = ops.sigmoid(ops.abs(slots["previous_gradient"] - gradient))
-    slots.add("m", (gradient - slots["m"]) * (1.0 - beta_1))
+    first = gradient if first_moment_gradient is None else first_moment_gradient
+    slots.add("m", (first - slots["m"]) * (1.0 - beta_1))
     slots.add("v", (ops.square(gradient) - slots["v"]) * (1.0 - beta_2))
     _, bias_correction_1 = power_and_complement(beta_1, step)
     _, bias_correction_2 = power_and_complement(beta_2, step)
