@@ -31,3 +31,4 @@ build_env() {  # build_env DIR REQS [NODEPS_REQS]
 
 build_env .venv requirements/keras3.txt
 build_env .venv-tff requirements/tff.txt requirements/tff-nodeps.txt
+bash scripts/fetch_data.sh

@@ -123,3 +123,191 @@ def test_digits_client_data_is_a_client_data_over_the_training_split():
         client_data.create_tf_dataset_for_client("6")
     pooled = client_data.create_tf_dataset_from_all_clients()
     assert sum(1 for _ in pooled) == sum(client_data.client_sizes.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Shakespeare
+
+from tff_experiments.data import shakespeare  # noqa: E402
+
+FAKE_PLAY = """THE TRAGEDY OF FAKE
+
+by Nobody
+
+
+Persons Represented.
+
+Lear, King of Nowhere.
+Fool.
+
+
+
+ACT I.
+
+Scene I. A Room.
+
+[Enter Lear and the Fool.]
+
+Lear.
+Nothing will come of nothing:
+speak again.
+
+FOOL.
+Prithee, nuncle, [Aside.] keep
+a fool.
+
+[Exit Lear, attended by
+Knights.]
+
+Lear.
+Farewell.
+
+SCENE II. Elsewhere.
+
+CHORUS.
+
+O for a Muse of fire,
+that would ascend.
+
+Lear
+Not a speaker tag: no period, not in capitals.
+
+ACT II.
+
+Fool.
+Have more than thou showest.
+"""
+
+FAKE_ROLES = {
+    "Lear": "Nothing will come of nothing:\nspeak again.\nFarewell.",
+    "FOOL": "Prithee, nuncle, keep\na fool.",
+    "CHORUS": "O for a Muse of fire,\nthat would ascend.\nLear\nNot a speaker tag: no period, not in capitals.",
+    "Fool": "Have more than thou showest.",
+}
+
+
+def write_fake_corpus(root, plays):
+    folder = root / "shakespeare"
+    folder.mkdir(parents=True)
+    meta = []
+    for stem, (title, text) in plays.items():
+        (folder / f"{stem}_gut.txt").write_text(text)
+        (folder / f"{stem}_gut_f.txt").write_text("  Lear. A First Folio duplicate, skipped.\n")
+        meta.append(f"[{stem}_gut]\ntitle = {title}\n")
+    (folder / "metadata.txt").write_text("\n".join(meta))
+    return folder
+
+
+def test_speaking_roles_parses_speaker_tags_and_drops_directions():
+    assert shakespeare.speaking_roles(FAKE_PLAY) == FAKE_ROLES
+
+
+def test_read_plays_uses_the_data_dir_and_metadata_titles(tmp_path, monkeypatch):
+    folder = write_fake_corpus(tmp_path, {"fake": ("The Tragedy of Fake", FAKE_PLAY)})
+    (folder / "poem_gut.txt").write_text("SONNET\n\nShall I compare thee\nto a summer's day?\r\n")
+    monkeypatch.setenv("KERAS_OPTIM_DATA", str(tmp_path))
+    assert shakespeare.plays_dir() == folder
+    plays = shakespeare.read_plays()
+    assert sorted(plays) == ["Poem", "The Tragedy of Fake"]
+    assert plays["The Tragedy of Fake"] == FAKE_PLAY and "\r" not in plays["Poem"]
+
+
+def test_missing_texts_are_a_one_line_file_not_found_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_OPTIM_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError) as info:
+        shakespeare.read_plays()
+    message = str(info.value)
+    assert "scripts/fetch_data.sh" in message and "\n" not in message
+
+
+def test_char_vocab_is_tffs():
+    from tensorflow_federated.python.simulation.baselines.shakespeare import char_prediction_preprocessing as ref
+
+    assert shakespeare.char_vocab() == ref.CHAR_VOCAB
+    assert shakespeare.VOCAB_SIZE == len(ref.CHAR_VOCAB) + 4
+    assert tuple(shakespeare.SPECIAL_TOKENS) == ref.get_special_tokens()
+
+
+@pytest.mark.parametrize("seq_len", [80, 7])
+def test_char_sequences_equal_tffs_shakespeare_preprocessing(seq_len):
+    from tensorflow_federated.python.simulation.baselines import client_spec
+    from tensorflow_federated.python.simulation.baselines.shakespeare import char_prediction_preprocessing as ref
+
+    text = FAKE_ROLES["Lear"] + "\n{unknown} \u00e9 chars" + FAKE_ROLES["CHORUS"]
+    x, y = shakespeare.to_char_sequences(text, seq_len=seq_len)
+    preprocess = ref.create_preprocess_fn(
+        client_spec.ClientSpec(num_epochs=1, batch_size=1000, shuffle_buffer_size=1), sequence_length=seq_len
+    )
+    ((want_x, want_y),) = list(preprocess(tf.data.Dataset.from_tensor_slices({"snippets": [text]})).as_numpy_iterator())
+    assert x.dtype == np.int32 and x.shape == (len(want_x), seq_len)
+    np.testing.assert_array_equal(x, want_x)
+    np.testing.assert_array_equal(y, want_y)
+    assert shakespeare.decode(np.concatenate([x[:, :1], y], axis=1)).startswith(FAKE_ROLES["Lear"])
+
+
+def fake_plays():
+    second = FAKE_PLAY.replace("Lear", "Regan").replace("FOOL", "EDGAR") + "\nRegan.\n" + "A much longer speech. " * 40
+    return {"The Tragedy of Fake": FAKE_PLAY, "Second Fake": second}
+
+
+def test_shakespeare_client_data_one_client_per_role_with_held_out_tail():
+    client_data, (x_test, y_test) = shakespeare.shakespeare_client_data(min_chars=20, seq_len=10, plays=fake_plays())
+    assert client_data.client_ids == [
+        "SECOND_FAKE_CHORUS", "SECOND_FAKE_EDGAR", "SECOND_FAKE_FOOL", "SECOND_FAKE_REGAN",
+        "THE_TRAGEDY_OF_FAKE_CHORUS", "THE_TRAGEDY_OF_FAKE_FOOL", "THE_TRAGEDY_OF_FAKE_LEAR",
+    ]  # every role has >= 20 characters ("Fool" has 28); FOOL and Fool are two roles
+    spec = client_data.element_type_structure
+    assert spec["x"] == tf.TensorSpec((10,), tf.int32) and spec["y"] == tf.TensorSpec((10,), tf.int32)
+    roles = shakespeare.speaking_roles(fake_plays()["Second Fake"])
+    # Training windows then held-out windows give back the role's whole text, in order.
+    regan = client_data.client_arrays("SECOND_FAKE_REGAN")
+    x_all, _ = shakespeare.to_char_sequences(roles["Regan"], 10)
+    n_test = int(np.floor(0.2 * len(x_all)))
+    assert n_test >= 1 and len(regan["x"]) == len(x_all) - n_test
+    np.testing.assert_array_equal(regan["x"], x_all[: len(x_all) - n_test])
+    # Held-out windows are pooled in client-id order; REGAN's come after CHORUS, EDGAR, FOOL's.
+    before = sum(
+        int(np.floor(0.2 * len(shakespeare.to_char_sequences(roles[r], 10)[0]))) for r in ("CHORUS", "EDGAR", "Fool")
+    )
+    np.testing.assert_array_equal(x_test[before:before + n_test], x_all[len(x_all) - n_test:])
+    assert len(x_test) == len(y_test) and x_test.dtype == np.int32
+    first = next(iter(client_data.create_tf_dataset_for_client("SECOND_FAKE_REGAN")))
+    np.testing.assert_array_equal(first["x"].numpy(), x_all[0])
+
+
+def test_shakespeare_client_data_filters_and_samples_roles():
+    plays = fake_plays()
+    big, _ = shakespeare.shakespeare_client_data(min_chars=200, seq_len=10, plays=plays)
+    assert big.client_ids == ["SECOND_FAKE_REGAN"]
+    some, _ = shakespeare.shakespeare_client_data(min_chars=1, max_clients=3, seq_len=10, seed=1, plays=plays)
+    again, _ = shakespeare.shakespeare_client_data(min_chars=1, max_clients=3, seq_len=10, seed=1, plays=plays)
+    assert len(some.client_ids) == 3 and some.client_ids == again.client_ids == sorted(some.client_ids)
+    with pytest.raises(ValueError, match="at least 10000 characters"):
+        shakespeare.shakespeare_client_data(min_chars=10_000, plays=plays)
+    with pytest.raises(ValueError, match="max_clients"):
+        shakespeare.shakespeare_client_data(max_clients=0, plays=plays)
+
+
+def test_corpus_reader_imports_neither_tensorflow_nor_tff():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tff_experiments.data.shakespeare, tff_experiments.data.digits;"
+        "bad = [m for m in ('tensorflow', 'tensorflow_federated') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(not (shakespeare.plays_dir() / ".complete").exists(), reason="run scripts/fetch_data.sh")
+def test_real_plays_parse_into_hundreds_of_roles():
+    plays = shakespeare.read_plays()
+    assert len(plays) >= 37 and "King Lear" in plays
+    lear = shakespeare.speaking_roles(plays["King Lear"])
+    assert {"Lear", "Kent", "Glou", "Edg", "Fool", "Cor"} <= set(lear)
+    assert lear["Kent"].startswith("I thought the King had more affected the Duke of Albany than\nCornwall.")
+    tempest = shakespeare.speaking_roles(plays["The Tempest"])
+    assert {"PROSPERO", "MIRANDA", "ARIEL", "CALIBAN"} <= set(tempest)
+    counts = [len(shakespeare.speaking_roles(t)) for t in plays.values()]
+    assert sum(counts) > 1000  # LEAF has 1129 roles over the complete works
