@@ -39,13 +39,17 @@ def shapes_for(total):
 
 
 def authors_adabelief_tf():
-    """adabelief-tf 0.2.1 implements the legacy `_resource_apply_*` API; rebase it there."""
-    from adabelief_tf import AdaBeliefOptimizer
+    """adabelief-tf 0.2.1 subclasses `tf.keras.optimizers.Optimizer` but implements the pre-2.11
+    `_resource_apply_*` API: import it while that name points at the legacy base."""
+    import importlib
 
-    legacy = tf.keras.optimizers.legacy.Optimizer
-    body = {k: v for k, v in vars(AdaBeliefOptimizer).items() if k not in ("__dict__", "__weakref__")}
-    cls = type("AdaBeliefTFLegacy", (legacy,), body)
-    return lambda: cls(learning_rate=1e-3, epsilon=1e-14, print_change_log=False)
+    current = tf.keras.optimizers.Optimizer
+    tf.keras.optimizers.Optimizer = tf.keras.optimizers.legacy.Optimizer
+    try:
+        module = importlib.import_module("adabelief_tf.AdaBelief_tf")
+    finally:
+        tf.keras.optimizers.Optimizer = current
+    return lambda: module.AdaBeliefOptimizer(learning_rate=1e-3, epsilon=1e-14, print_change_log=False)
 
 
 def candidates():
