@@ -1,4 +1,6 @@
 """Data sets: digits split by Dirichlet(alpha), Shakespeare roles, real loaders on generated data."""
+import collections
+
 import numpy as np
 import pytest
 
@@ -311,3 +313,116 @@ def test_real_plays_parse_into_hundreds_of_roles():
     assert {"PROSPERO", "MIRANDA", "ARIEL", "CALIBAN"} <= set(tempest)
     counts = [len(shakespeare.speaking_roles(t)) for t in plays.values()]
     assert sum(counts) > 1000  # LEAF has 1129 roles over the complete works
+
+
+# ---------------------------------------------------------------------------------------------
+# Real loaders, on small generated data in their download formats
+
+from tff_experiments.data import real  # noqa: E402
+
+
+def raw_emnist(num_clients, rng):
+    return tff.simulation.datasets.TestClientData(
+        {
+            f"f{i:04d}_{i}": collections.OrderedDict(
+                label=rng.integers(0, 10, size=3).astype(np.int32),
+                pixels=rng.random((3, 28, 28)).astype(np.float32),
+            )
+            for i in range(num_clients)
+        }
+    )
+
+
+def test_emnist_loader_preprocesses_tffs_format(monkeypatch):
+    rng = np.random.default_rng(0)
+    raw_train, raw_test = raw_emnist(4, rng), raw_emnist(4, rng)
+    calls = []
+
+    def fake_load_data(only_digits=True, cache_dir=None):
+        calls.append((only_digits, cache_dir))
+        return raw_train, raw_test
+
+    monkeypatch.setattr(tff.simulation.datasets.emnist, "load_data", fake_load_data)
+    train, test = real.emnist_client_data(only_digits=False, cache_dir="/somewhere")
+    assert calls == [(False, "/somewhere")]
+    assert train.client_ids == raw_train.client_ids
+    spec = train.element_type_structure
+    assert spec["x"] == tf.TensorSpec((28, 28, 1), tf.float32) and spec["y"] == tf.TensorSpec((), tf.int32)
+    cid = train.client_ids[2]
+    got = list(train.create_tf_dataset_for_client(cid).as_numpy_iterator())
+    want = list(raw_train.create_tf_dataset_for_client(cid).as_numpy_iterator())
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g["x"][..., 0], w["pixels"])
+        assert g["y"] == w["label"]
+    x, y = real.client_data_to_arrays(test)
+    assert x.shape == (12, 28, 28, 1) and y.dtype == np.int32
+    assert real.client_data_to_arrays(test, max_examples=5)[0].shape[0] == 5
+
+
+def test_cifar100_loader_preprocesses_tffs_format(monkeypatch):
+    rng = np.random.default_rng(1)
+    raw = tff.simulation.datasets.TestClientData(
+        {
+            str(i): collections.OrderedDict(
+                coarse_label=rng.integers(0, 20, size=2).astype(np.int64),
+                image=rng.integers(0, 256, size=(2, 32, 32, 3)).astype(np.uint8),
+                label=rng.integers(0, 100, size=2).astype(np.int64),
+            )
+            for i in range(3)
+        }
+    )
+    monkeypatch.setattr(tff.simulation.datasets.cifar100, "load_data", lambda cache_dir=None: (raw, raw))
+    for label, key in (("fine", "label"), ("coarse", "coarse_label")):
+        train, _ = real.cifar100_client_data(label=label)
+        assert train.element_type_structure["x"] == tf.TensorSpec((32, 32, 3), tf.float32)
+        got = list(train.create_tf_dataset_for_client("1").as_numpy_iterator())
+        want = list(raw.create_tf_dataset_for_client("1").as_numpy_iterator())
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g["x"], w["image"] / 255.0, rtol=1e-6)
+            assert g["y"] == w[key] and g["y"].dtype == np.int32
+    with pytest.raises(ValueError, match="fine"):
+        real.cifar100_client_data(label="medium")
+
+
+def test_cifar10_loader_splits_tfds_arrays_by_dirichlet(monkeypatch):
+    rng = np.random.default_rng(2)
+    x_train = rng.integers(0, 256, size=(200, 32, 32, 3)).astype(np.uint8)
+    y_train = np.repeat(np.arange(10), 20).astype(np.int64)
+    x_test, y_test = x_train[:30], y_train[:30]
+    monkeypatch.setattr(real, "_load_cifar10_arrays", lambda data_dir=None: (x_train, y_train, x_test, y_test))
+    client_data, (xt, yt) = real.cifar10_client_data(num_clients=10, alpha=0, seed=0)
+    assert client_data.client_ids == [str(i) for i in range(10)]
+    assert xt.dtype == np.float32 and xt.max() <= 1.0 and yt.dtype == np.int32 and len(yt) == 30
+    for i, cid in enumerate(client_data.client_ids):
+        arrays = client_data.client_arrays(cid)
+        assert set(arrays["y"].tolist()) == {i} and len(arrays["y"]) == 20
+        np.testing.assert_allclose(arrays["x"], x_train[y_train == i] / 255.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        real.cifar10_client_data(num_clients=10, alpha=-1)
+
+
+def one_line_unavailable(call):
+    with pytest.raises(FileNotFoundError) as info:
+        call()
+    assert isinstance(info.value, real.DataUnavailableError)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_failed_downloads_are_one_line_errors(monkeypatch):
+    import sys
+    import types
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known\nsecond line")
+
+    monkeypatch.setattr(tff.simulation.datasets.emnist, "load_data", offline)
+    monkeypatch.setattr(tff.simulation.datasets.cifar100, "load_data", offline)
+    assert "EMNIST" in one_line_unavailable(real.emnist_client_data)
+    assert "CIFAR-100" in one_line_unavailable(real.cifar100_client_data)
+    # TFDS absent (as in .venv-tff), then TFDS present but offline.
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    assert "tensorflow-datasets" in one_line_unavailable(lambda: real.cifar10_client_data(4, 1.0))
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(load=offline, as_numpy=None))
+    assert "Name or service not known second line" in one_line_unavailable(lambda: real.cifar10_client_data(4, 1.0))

@@ -9,6 +9,6 @@
 Importing this package imports neither TensorFlow nor TFF; the functions that return a
 ``ClientData`` import TFF when called.
 """
-from tff_experiments.data.common import DataUnavailableError
+from tff_experiments.data.common import DataUnavailableError, array_client_data
 
-__all__ = ["DataUnavailableError"]
+__all__ = ["DataUnavailableError", "array_client_data"]

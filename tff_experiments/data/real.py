@@ -1,0 +1,147 @@
+"""The real federated image data sets, for users with internet access.
+
+- EMNIST (Caldas et al. 2018, LEAF; one client per writer) through
+  ``tff.simulation.datasets.emnist.load_data``;
+- CIFAR-100 (Reddi et al. 2021, "Adaptive Federated Optimization"; 500 clients by a
+  two-level Pachinko allocation) through ``tff.simulation.datasets.cifar100.load_data``;
+- CIFAR-10 through TensorFlow Datasets, split across clients by Dirichlet(alpha) over labels
+  as the papers' code does (``tff_experiments.data.digits.dirichlet_partition``).
+
+All come out in the element style of the digits and Shakespeare data:
+``{'x': float32 image (H, W, C) in [0, 1], 'y': int32 label}``. Downloads happen on first use
+(TFF caches in ``~/.keras/datasets`` or ``cache_dir``; TFDS in ``~/tensorflow_datasets`` or
+``data_dir``); without internet and without a cache, the loaders raise a one-line
+``DataUnavailableError`` (a ``FileNotFoundError``). TFF is imported inside the functions.
+"""
+import numpy as np
+
+from tff_experiments.data.common import DataUnavailableError, array_client_data, one_line
+from tff_experiments.data.digits import dirichlet_partition
+
+
+def _load(name, loader, **kwargs):
+    """Calls a TFF/TFDS loader, turning a failed download into a one-line DataUnavailableError."""
+    try:
+        return loader(**kwargs)
+    except Exception as error:  # URLError, keras' get_file "URL fetch failure", TFDS errors...
+        raise DataUnavailableError(
+            f"could not load {name} (downloaded on first use: needs internet access or a filled "
+            f"cache): {type(error).__name__}: {one_line(error)}"
+        ) from error
+
+
+def _preprocess(client_data, convert):
+    import tensorflow as tf
+
+    def preprocess(dataset):
+        return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return client_data.preprocess(preprocess)
+
+
+def emnist_client_data(only_digits=True, cache_dir=None):
+    """Federated EMNIST, one client per writer (3383 writers for digits, 3400 with letters).
+
+    Returns:
+      ``(train, test)`` ``ClientData`` (same client ids) with elements
+      ``{'x': float32 (28, 28, 1), 'y': int32 ()}``. The pixels are TFF's, in [0, 1] with
+      1.0 for the background (white); labels 0..9 (0..61 with ``only_digits=False``).
+    """
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    train, test = _load(
+        "EMNIST", tff.simulation.datasets.emnist.load_data, only_digits=only_digits, cache_dir=cache_dir
+    )
+
+    def convert(element):
+        return {
+            "x": tf.reshape(tf.cast(element["pixels"], tf.float32), (28, 28, 1)),
+            "y": tf.cast(element["label"], tf.int32),
+        }
+
+    return _preprocess(train, convert), _preprocess(test, convert)
+
+
+def cifar100_client_data(label="fine", cache_dir=None):
+    """Federated CIFAR-100: 500 training clients and 100 test clients of 100 images each.
+
+    Args:
+      label: ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
+
+    Returns:
+      ``(train, test)`` ``ClientData`` with elements ``{'x': float32 (32, 32, 3) in [0, 1],
+      'y': int32 ()}``.
+    """
+    if label not in ("fine", "coarse"):
+        raise ValueError(f"label must be 'fine' or 'coarse', got {label!r}")
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    train, test = _load("CIFAR-100", tff.simulation.datasets.cifar100.load_data, cache_dir=cache_dir)
+    key = "label" if label == "fine" else "coarse_label"
+
+    def convert(element):
+        return {
+            "x": tf.cast(element["image"], tf.float32) / 255.0,
+            "y": tf.cast(element[key], tf.int32),
+        }
+
+    return _preprocess(train, convert), _preprocess(test, convert)
+
+
+def _load_cifar10_arrays(data_dir=None):
+    """CIFAR-10 from TFDS as uint8/int64 NumPy arrays ``(x_train, y_train, x_test, y_test)``."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataUnavailableError(
+            "CIFAR-10 is read through tensorflow-datasets, which this environment lacks "
+            "(pip install tensorflow-datasets)"
+        ) from None
+
+    def load():
+        splits = tfds.load("cifar10", split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir)
+        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
+        return x_train, y_train, x_test, y_test
+
+    return _load("CIFAR-10", load)
+
+
+def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None):
+    """CIFAR-10's training set split across ``num_clients`` clients by Dirichlet(``alpha``).
+
+    Returns:
+      ``(client_data, (x_test, y_test))``: client ids ``"0"`` .. ``"M-1"``, elements
+      ``{'x': float32 (32, 32, 3) in [0, 1], 'y': int32 ()}``, and the 10000 test images as
+      NumPy arrays. See ``dirichlet_partition`` for the split and its errors.
+    """
+    x_train, y_train, x_test, y_test = _load_cifar10_arrays(data_dir)
+    to_float = lambda x: np.asarray(x, dtype=np.float32) / np.float32(255.0)  # noqa: E731
+    y_train = np.asarray(y_train).astype(np.int32).reshape(-1)
+    partition = dirichlet_partition(y_train, num_clients, alpha, seed)
+    x_train = to_float(x_train)
+    client_data = array_client_data(
+        {str(i): {"x": x_train[idx], "y": y_train[idx]} for i, idx in enumerate(partition)}
+    )
+    return client_data, (to_float(x_test), np.asarray(y_test).astype(np.int32).reshape(-1))
+
+
+def client_data_to_arrays(client_data, max_examples=None):
+    """All examples of a ``ClientData`` (in client-id order) as ``(x, y)`` NumPy arrays.
+
+    For global evaluation on a federated test set (e.g. EMNIST's or CIFAR-100's ``test``);
+    ``max_examples`` stops early.
+    """
+    xs, ys, count = [], [], 0
+    for cid in client_data.client_ids:
+        if max_examples is not None and count >= max_examples:
+            break
+        for batch in client_data.create_tf_dataset_for_client(cid).batch(4096).as_numpy_iterator():
+            xs.append(batch["x"])
+            ys.append(batch["y"])
+            count += len(batch["y"])
+    if not xs:
+        raise ValueError("the ClientData has no examples")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return (x, y) if max_examples is None else (x[:max_examples], y[:max_examples])
