@@ -7,7 +7,7 @@ The classes subclass ``keras.optimizers.Optimizer`` on Keras 3 and
 ``tf.keras.optimizers.Optimizer`` on tf.keras 2.14, whichever Keras is installed.
 """
 from keras_optim.backend import KERAS3
-from keras_optim.optimizers import AdaBelief, DiffGrad
+from keras_optim.optimizers import SGD, AdaBelief, Adam, CoordinateClipping, DiffGrad
 
 __version__ = "0.1.0"
-__all__ = ["AdaBelief", "DiffGrad", "KERAS3"]
+__all__ = ["AdaBelief", "Adam", "CoordinateClipping", "DiffGrad", "KERAS3", "SGD"]

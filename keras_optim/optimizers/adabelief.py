@@ -2,10 +2,11 @@
 from keras_optim import validation
 from keras_optim.backend import SlotOptimizer, register_serializable
 from keras_optim.math import adabelief as adabelief_math
+from keras_optim.optimizers.coordinate_clipping import CoordinateClipMixin
 
 
 @register_serializable(package="keras_optim")
-class AdaBelief(SlotOptimizer):
+class AdaBelief(CoordinateClipMixin, SlotOptimizer):
     """AdaBelief (Zhuang et al., NeurIPS 2020), as the authors' ``adabelief-pytorch==0.2.1``.
 
     The step size adapts to the "belief" in the gradient: the EMA of
@@ -27,6 +28,13 @@ class AdaBelief(SlotOptimizer):
         variance estimate is unreliable, :math:`\\rho_t < 5`). Defaults to True.
       degenerated_to_sgd: with ``rectify``, take SGD-with-momentum steps while
         :math:`\\rho_t < 5`; if False, take no step then. Defaults to True.
+      coordinate_clip: in [0, 1], Pan & Li's coordinate-wise clipping (arXiv 2306.00204): the
+        fraction of the largest gradient coordinates, over all trainable variables, cut to the
+        global threshold each step; the clipped gradient feeds the first moment only;
+        :math:`s_t` keeps the raw residual :math:`g_t - m_t`
+        (``docs/coordinate_clipping.md``). 0 (the default) disables it.
+      clip_threshold_scale: > 0, multiplies that threshold. Defaults to 1.
+      clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
       **kwargs: the Keras base arguments: ``weight_decay``, ``clipnorm``, ``clipvalue``,
         ``global_clipnorm``, ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
         ``loss_scale_factor``, ``gradient_accumulation_steps`` (Keras 3), ``jit_compile``
@@ -42,6 +50,9 @@ class AdaBelief(SlotOptimizer):
         amsgrad=False,
         rectify=True,
         degenerated_to_sgd=True,
+        coordinate_clip=0.0,
+        clip_threshold_scale=1.0,
+        clip_mode="exact",
         name="adabelief",
         **kwargs,
     ):
@@ -54,6 +65,7 @@ class AdaBelief(SlotOptimizer):
         self.amsgrad = validation.check_bool("amsgrad", amsgrad)
         self.rectify = validation.check_bool("rectify", rectify)
         self.degenerated_to_sgd = validation.check_bool("degenerated_to_sgd", degenerated_to_sgd)
+        self._init_coordinate_clip(coordinate_clip, clip_threshold_scale, clip_mode)
 
     def slot_names(self):
         return adabelief_math.AMSGRAD_SLOTS if self.amsgrad else adabelief_math.SLOTS
@@ -63,6 +75,7 @@ class AdaBelief(SlotOptimizer):
             gradient, slots, step,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
             amsgrad=self.amsgrad, rectify=self.rectify, degenerated_to_sgd=self.degenerated_to_sgd,
+            first_moment_gradient=self._clipped(gradient),
         )
 
     def get_config(self):

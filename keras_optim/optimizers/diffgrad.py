@@ -2,10 +2,11 @@
 from keras_optim import validation
 from keras_optim.backend import SlotOptimizer, register_serializable
 from keras_optim.math import diffgrad as diffgrad_math
+from keras_optim.optimizers.coordinate_clipping import CoordinateClipMixin
 
 
 @register_serializable(package="keras_optim")
-class DiffGrad(SlotOptimizer):
+class DiffGrad(CoordinateClipMixin, SlotOptimizer):
     """diffGrad (Dubey et al., IEEE TNNLS 2019), as the authors' official v2 code.
 
     Adam whose first moment is damped by the friction coefficient
@@ -23,10 +24,18 @@ class DiffGrad(SlotOptimizer):
       beta_1: EMA factor of the gradient, in [0, 1). Defaults to 0.9.
       beta_2: EMA factor of the squared gradient, in [0, 1). Defaults to 0.999.
       epsilon: >= 0, added to the denominator. Defaults to 1e-8.
+      coordinate_clip: in [0, 1], Pan & Li's coordinate-wise clipping (arXiv 2306.00204): the
+        fraction of the largest gradient coordinates, over all trainable variables, cut to the
+        global threshold each step; the clipped gradient feeds the first moment only;
+        :math:`v_t` and the friction keep the raw gradient
+        (``docs/coordinate_clipping.md``). 0 (the default) disables it.
+      clip_threshold_scale: > 0, multiplies that threshold. Defaults to 1.
+      clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
       **kwargs: the Keras base arguments (see ``AdaBelief``).
     """
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact",
                  name="diffgrad", **kwargs):
         validation.check_learning_rate(learning_rate)
         validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
@@ -34,13 +43,15 @@ class DiffGrad(SlotOptimizer):
         self.beta_1 = validation.check_beta("beta_1", beta_1)
         self.beta_2 = validation.check_beta("beta_2", beta_2)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        self._init_coordinate_clip(coordinate_clip, clip_threshold_scale, clip_mode)
 
     def slot_names(self):
         return diffgrad_math.SLOTS
 
     def _step(self, gradient, slots, step):
         return diffgrad_math.diffgrad_step(
-            gradient, slots, step, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+            gradient, slots, step, beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            first_moment_gradient=self._clipped(gradient),
         )
 
     def get_config(self):

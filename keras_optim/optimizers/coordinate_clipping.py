@@ -1,0 +1,313 @@
+"""Coordinate-wise clipping (Pan & Li 2023, arXiv 2306.00204) in Keras: the ``coordinate_clip``
+option of keras_optim's optimizers (``CoordinateClipMixin``) and a wrapper for any Keras
+optimizer (``CoordinateClipping``). The math is ``keras_optim.math.coordinate_clip``.
+
+Where the global threshold is computed. It needs every gradient of the step, after Keras'
+own gradient processing (loss-scale unscaling, ``clipnorm`` / ``clipvalue`` /
+``global_clipnorm``) and, under ``tf.distribute``, after the all-reduce, so that every replica
+sees the threshold of the full summed gradient:
+
+- Keras 3, TensorFlow backend: Keras clips per replica, then all-reduces inside
+  ``_backend_update_step`` through ``_all_reduce_sum_gradients``; the threshold is taken right
+  after that all-reduce. Other Keras 3 backends: at the start of ``_backend_update_step``.
+- tf.keras 2.14: gradients are all-reduced first (``apply_gradients``), then
+  ``_clip_gradients``; the threshold is taken right after that.
+
+The optimizers keep it for the step in a scalar variable (replicated, written from the first
+replica), from which each variable's update reads it: the per-variable updates see the raw
+gradient and its clipped version, so that the second-moment statistics can keep the raw one.
+"""
+from keras_optim import validation
+from keras_optim.backend import KERAS3, OptimizerBase, densify, register_serializable
+from keras_optim.math import coordinate_clip as clip_math
+
+if KERAS3:
+    import keras
+else:
+    import tensorflow as tf
+
+# Keras 3's TensorFlow optimizer all-reduces inside `_backend_update_step` through this method.
+_REDUCES_IN_UPDATE_STEP = KERAS3 and hasattr(OptimizerBase, "_all_reduce_sum_gradients")
+
+
+def check_fraction(name, value):
+    return validation.check_real(name, value, low=0.0, high=1.0)
+
+
+def check_threshold_scale(name, value):
+    return validation.check_real(name, value, low=0.0, low_open=True)
+
+
+def check_mode(name, value):
+    if value not in clip_math.MODES:
+        raise ValueError(f"`{name}` must be one of {clip_math.MODES}, got {value!r}.")
+    return value
+
+
+class CoordinateClipMixin:
+    """Adds ``coordinate_clip``, ``clip_threshold_scale`` and ``clip_mode`` to a
+    ``SlotOptimizer``; the optimizer feeds ``self._clipped(gradient)`` to whichever of its
+    statistics should see the clipped gradient. Put it before ``SlotOptimizer`` in the bases.
+    """
+
+    def _init_coordinate_clip(self, coordinate_clip, clip_threshold_scale, clip_mode):
+        self.coordinate_clip = check_fraction("coordinate_clip", coordinate_clip)
+        self.clip_threshold_scale = check_threshold_scale(
+            "clip_threshold_scale", clip_threshold_scale
+        )
+        self.clip_mode = check_mode("clip_mode", clip_mode)
+        self._coordinate_clip_threshold = None
+
+    def build(self, var_list):
+        super().build(var_list)
+        if self.coordinate_clip > 0 and self._coordinate_clip_threshold is None:
+            self._coordinate_clip_threshold = self._add_threshold_variable(
+                clip_math.threshold_dtype(var_list)
+            )
+
+    def _add_threshold_variable(self, dtype):
+        # Written in replica context (after the all-reduce, identical on every replica): only
+        # the first replica's write is kept, and mirrored to the others.
+        name = "coordinate_clip_threshold"
+        if KERAS3:
+            return self.add_variable(
+                shape=(), initializer="zeros", dtype=dtype, aggregation="only_first_replica",
+                name=name,
+            )
+        with tf.init_scope():
+            variable = tf.Variable(
+                tf.zeros((), dtype), trainable=False, name=name,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+        self._variables.append(variable)
+        return variable
+
+    @property
+    def coordinate_clip_threshold(self):
+        """The threshold :math:`\\tau` of the last step (``None`` without clipping)."""
+        return self._coordinate_clip_threshold
+
+    def _record_threshold(self, gradients):
+        if not self.coordinate_clip:
+            return
+        gradients = [densify(g) for g in gradients if g is not None]
+        tau = clip_math.global_threshold(
+            gradients, self.coordinate_clip, self.clip_threshold_scale, self.clip_mode,
+            step=self.iterations,
+        )
+        variable = self._coordinate_clip_threshold
+        variable.assign(keras.ops.cast(tau, variable.dtype) if KERAS3 else tf.cast(tau, variable.dtype))
+
+    def _clipped(self, gradient):
+        """The gradient clipped at this step's global threshold (itself without clipping)."""
+        if not self.coordinate_clip:
+            return gradient
+        return clip_math.clip_by_threshold(gradient, self._coordinate_clip_threshold)
+
+    if _REDUCES_IN_UPDATE_STEP:
+
+        def _all_reduce_sum_gradients(self, grads_and_vars):
+            grads_and_vars = super()._all_reduce_sum_gradients(grads_and_vars)
+            self._record_threshold([g for g, _ in grads_and_vars])
+            return grads_and_vars
+
+    elif KERAS3:
+
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            self._record_threshold(grads)
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+
+    else:
+
+        def _clip_gradients(self, grads):
+            grads = super()._clip_gradients(grads)
+            self._record_threshold(grads)
+            return grads
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "coordinate_clip": self.coordinate_clip,
+                "clip_threshold_scale": self.clip_threshold_scale,
+                "clip_mode": self.clip_mode,
+            }
+        )
+        return config
+
+
+def _already_reduced(grads_and_vars):
+    return list(grads_and_vars)
+
+
+def _in_distributed_replica_context():
+    import tensorflow as tf_
+
+    return tf_.distribute.has_strategy() and tf_.distribute.in_cross_replica_context() is False
+
+
+@register_serializable(package="keras_optim")
+class CoordinateClipping(OptimizerBase):
+    """Wraps any Keras optimizer and clips the top coordinates of the gradient before it
+    (Pan & Li 2023, arXiv 2306.00204; see ``keras_optim.math.coordinate_clip``).
+
+        optimizer = keras_optim.CoordinateClipping(keras.optimizers.Lion(1e-4), fraction=0.1)
+
+    Each step, one threshold over all coordinates of all gradients (all-reduced first under
+    ``tf.distribute``): the magnitude at index ``floor(N * fraction)`` of the magnitudes in
+    descending order, times ``threshold_scale``; every coordinate is cut to at most that
+    magnitude, and the wrapped optimizer gets the clipped gradient in place of the raw one
+    (all of its statistics see the clipped gradient; keras_optim's own optimizers, with their
+    ``coordinate_clip`` argument, feed it to the first moment only). The wrapped optimizer's
+    own ``clipnorm`` / ``clipvalue`` / weight decay then act on the clipped gradient.
+
+    Args:
+      optimizer: a Keras optimizer instance (the wrapper owns it from now on).
+      fraction: in [0, 1], the fraction of coordinates clipped; 0 passes gradients unchanged,
+        1 zeroes them (as the authors' code).
+      threshold_scale: > 0, multiplies the threshold.
+      mode: ``"exact"`` (a selection over all coordinates) or ``"fast"`` (the same order
+        statistic of a fixed-size stratified sample; see ``docs/coordinate_clipping.md``).
+      name: defaults to ``"coordinate_clipping"``.
+    """
+
+    def __init__(self, optimizer, fraction, threshold_scale=1.0, mode="exact", name=None,
+                 **kwargs):
+        if not isinstance(optimizer, OptimizerBase):
+            raise ValueError(
+                "`optimizer` must be a Keras optimizer instance "
+                f"({OptimizerBase.__module__}.{OptimizerBase.__name__}), got {optimizer!r}."
+            )
+        if kwargs:
+            raise ValueError(
+                f"CoordinateClipping does not take {sorted(kwargs)}: set them on the wrapped "
+                "optimizer."
+            )
+        name = name or "coordinate_clipping"
+        if KERAS3:
+            super().__init__(learning_rate=0.0, name=name)
+        else:
+            super().__init__(name=name)
+        self.inner_optimizer = optimizer
+        self.fraction = check_fraction("fraction", fraction)
+        self.threshold_scale = check_threshold_scale("threshold_scale", threshold_scale)
+        self.mode = check_mode("mode", mode)
+
+    # --- the clipping, shared by both Keras ------------------------------------------------
+
+    def _clip(self, grads):
+        """Clips the non-None gradients of ``grads`` with one global threshold."""
+        present = [i for i, g in enumerate(grads) if g is not None]
+        dense = [densify(grads[i]) for i in present]
+        clipped, _ = clip_math.clip_coordinates(
+            dense, self.fraction, self.threshold_scale, self.mode,
+            step=self.inner_optimizer.iterations,
+        )
+        out = list(grads)
+        for i, g in zip(present, clipped):
+            out[i] = g
+        return out
+
+    # --- delegation to the wrapped optimizer ---------------------------------------------
+
+    def build(self, var_list):
+        self.inner_optimizer.build(var_list)
+        if KERAS3:
+            super().build(var_list)
+        else:
+            self._built = True
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        if hasattr(self, "inner_optimizer"):  # the base constructor sets it first
+            self.inner_optimizer.learning_rate = learning_rate
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        if KERAS3:
+            inner = keras.optimizers.serialize(self.inner_optimizer)
+        else:
+            inner = tf.keras.optimizers.serialize(self.inner_optimizer)
+        return {
+            "name": self.name,
+            "optimizer": inner,
+            "fraction": self.fraction,
+            "threshold_scale": self.threshold_scale,
+            "mode": self.mode,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        deserialize = keras.optimizers.deserialize if KERAS3 else tf.keras.optimizers.deserialize
+        inner = deserialize(config.pop("optimizer"), custom_objects=custom_objects)
+        return cls(inner, **config)
+
+    if KERAS3:
+
+        @property
+        def variables(self):
+            return self._variables + self.inner_optimizer.variables
+
+        def scale_loss(self, loss):
+            return self.inner_optimizer.scale_loss(loss)
+
+        def apply(self, grads, trainable_variables=None):
+            if not self.built:
+                with keras.name_scope(self.name, caller=self):
+                    self.build(trainable_variables)
+                self.built = True
+            grads = list(grads)
+            if keras.backend.backend() == "tensorflow" and _in_distributed_replica_context():
+                import tensorflow as tf_
+
+                # Threshold of the full gradient: all-reduce here, not in the wrapped optimizer.
+                present = [i for i, g in enumerate(grads) if g is not None]
+                reduced = tf_.distribute.get_replica_context().all_reduce(
+                    tf_.distribute.ReduceOp.SUM, [grads[i] for i in present]
+                )
+                for i, g in zip(present, reduced):
+                    grads[i] = g
+                clipped = self._clip(grads)
+                inner = self.inner_optimizer
+                inner._all_reduce_sum_gradients = _already_reduced
+                try:
+                    inner.apply(clipped, trainable_variables)
+                finally:
+                    del inner._all_reduce_sum_gradients
+                return
+            self.inner_optimizer.apply(self._clip(grads), trainable_variables)
+
+        def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+            raise NotImplementedError("CoordinateClipping supports the TensorFlow backend.")
+
+    else:
+
+        @property
+        def variables(self):
+            return self.inner_optimizer.variables
+
+        def update_step(self, gradient, variable):
+            raise NotImplementedError("CoordinateClipping delegates every update to its optimizer.")
+
+        def apply_gradients(self, grads_and_vars, name=None, skip_gradients_aggregation=False,
+                            **kwargs):
+            grads_and_vars = list(grads_and_vars)
+            aggregate = kwargs.pop("experimental_aggregate_gradients", True)
+            if not skip_gradients_aggregation and aggregate:
+                grads_and_vars = self.aggregate_gradients(grads_and_vars)
+            grads, variables = zip(*grads_and_vars) if grads_and_vars else ((), ())
+            clipped = self._clip(list(grads))
+            return self.inner_optimizer.apply_gradients(
+                zip(clipped, variables), name=name, skip_gradients_aggregation=True
+            )
