@@ -1,0 +1,193 @@
+r"""tf.keras 2.14 models for the federated experiments, their TFF wrappers, and evaluation.
+
+A *Keras builder* is any callable ``builder(seed=...)`` returning a fresh, uncompiled, built
+``tf.keras.Model`` whose initial weights depend only on ``seed``; every model here outputs
+logits. Use ``functools.partial`` to fix other arguments (``partial(char_rnn, units=32)``).
+
+Weights travel as TFF's ``ModelWeights`` order: the trainable weights, then the non-trainable
+ones, each in ``model.trainable_weights`` / ``model.non_trainable_weights`` order. Functions
+taking ``weights`` accept a ``tff.learning.models.ModelWeights`` (anything with ``trainable`` and
+``non_trainable``), a dict with those keys, or a flat list in that order.
+
+The loss everywhere is the mean sparse categorical cross-entropy of the logits,
+:math:`\ell = \frac{1}{n}\sum_{j} -\log \mathrm{softmax}(z_j)_{y_j}`, over examples (and over
+positions, for next-character prediction); accuracy is the share of
+:math:`\arg\max_k z_{jk} = y_j`.
+"""
+import collections
+import functools
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tff_experiments.data.digits import IMAGE_SHAPE, NUM_CLASSES
+from tff_experiments.data.shakespeare import VOCAB_SIZE
+
+
+def _layer_seeds(seed, count):
+    """``count`` distinct 31-bit seeds derived from ``seed`` (one per initializer)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count) % (2**31 - 1)]
+
+
+def digits_cnn(seed=0):
+    """A small CNN for 8x8x1 digits: two 3x3 conv (16, 32) + max-pool blocks, dense 64, 10 logits."""
+    s = _layer_seeds(seed, 4)
+    glorot = tf.keras.initializers.GlorotUniform
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=IMAGE_SHAPE),
+            tf.keras.layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=glorot(s[0])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu", kernel_initializer=glorot(s[1])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(64, activation="relu", kernel_initializer=glorot(s[2])),
+            tf.keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(s[3])),
+        ],
+        name="digits_cnn",
+    )
+
+
+def digits_logistic(seed=0):
+    """Multinomial logistic regression on the 64 pixels (650 weights): the fast model for tests."""
+    (s,) = _layer_seeds(seed, 1)
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=IMAGE_SHAPE),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(NUM_CLASSES, kernel_initializer=tf.keras.initializers.GlorotUniform(s)),
+        ],
+        name="digits_logistic",
+    )
+
+
+def char_rnn(vocab_size=VOCAB_SIZE, seed=0, embedding_dim=8, units=64, seq_len=None):
+    """Next-character model: embedding, one GRU returning every step, dense logits over the vocabulary.
+
+    A smaller version of TFF's Shakespeare baseline (which has two LSTM layers of 256 units),
+    sized for CPUs. Input: int ids ``(batch, seq_len)``; output logits ``(batch, seq_len, vocab_size)``.
+    """
+    s = _layer_seeds(seed, 4)
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(seq_len,), dtype=tf.int32),
+            tf.keras.layers.Embedding(
+                vocab_size, embedding_dim, embeddings_initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05, s[0])
+            ),
+            tf.keras.layers.GRU(
+                units,
+                return_sequences=True,
+                kernel_initializer=tf.keras.initializers.GlorotUniform(s[1]),
+                recurrent_initializer=tf.keras.initializers.Orthogonal(seed=s[2]),
+            ),
+            tf.keras.layers.Dense(vocab_size, kernel_initializer=tf.keras.initializers.GlorotUniform(s[3])),
+        ],
+        name="char_rnn",
+    )
+
+
+def _batched_input_spec(element_spec):
+    """``{'x': spec, 'y': spec}`` with a leading ``None`` batch dimension."""
+    if not isinstance(element_spec, Mapping) or set(element_spec) != {"x", "y"}:
+        raise ValueError(f"the element spec must be a dict with keys 'x' and 'y', got {element_spec!r}")
+    specs = [element_spec["x"], element_spec["y"]]
+    if all(s.shape.rank and s.shape[0] is None for s in tf.nest.flatten(specs)):
+        batched = specs  # already a batched spec
+    else:
+        batched = [tf.nest.map_structure(lambda s: tf.TensorSpec([None] + s.shape.as_list(), s.dtype), s) for s in specs]
+    return collections.OrderedDict(x=batched[0], y=batched[1])
+
+
+def tff_model_fn(keras_builder, element_spec, seed=0):
+    """A no-argument ``model_fn`` building a ``tff.learning.models.VariableModel``.
+
+    It wraps ``keras_builder(seed=seed)`` with ``tff.learning.models.from_keras_model``, the
+    mean ``SparseCategoricalCrossentropy(from_logits=True)`` loss and a
+    ``SparseCategoricalAccuracy`` metric (TFF adds ``loss``, ``num_examples``, ``num_batches``).
+
+    Args:
+      keras_builder: ``builder(seed=...) -> tf.keras.Model`` (logits).
+      element_spec: ``{'x': TensorSpec, 'y': TensorSpec}`` of one example, as
+        ``client_data.element_type_structure`` gives it, or of one batch (leading ``None``).
+      seed: the initial weights' seed.
+    """
+    import tensorflow_federated as tff
+
+    input_spec = _batched_input_spec(element_spec)
+
+    def model_fn():
+        return tff.learning.models.from_keras_model(
+            keras_builder(seed=seed),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            input_spec=input_spec,
+            metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+
+    return model_fn
+
+
+def _flat_weights(weights):
+    if hasattr(weights, "trainable") and hasattr(weights, "non_trainable"):
+        return list(weights.trainable) + list(weights.non_trainable)
+    if isinstance(weights, Mapping) and "trainable" in weights:
+        return list(weights["trainable"]) + list(weights.get("non_trainable", []))
+    return list(weights)
+
+
+def model_weights(model):
+    """The weights of a Keras model as NumPy arrays, trainable then non-trainable (TFF's order)."""
+    return [np.asarray(v.numpy()) for v in model.trainable_weights + model.non_trainable_weights]
+
+
+def assign_weights(model, weights):
+    """Sets a Keras model's weights from ``weights`` (see the module docstring for the forms)."""
+    flat = _flat_weights(weights)
+    variables = model.trainable_weights + model.non_trainable_weights
+    if len(flat) != len(variables):
+        raise ValueError(f"{model.name} has {len(variables)} weight tensors, got {len(flat)}")
+    for variable, value in zip(variables, flat):
+        if tuple(variable.shape) != tuple(np.shape(value)):
+            raise ValueError(f"weight {variable.name} has shape {tuple(variable.shape)}, got {np.shape(value)}")
+        variable.assign(value)
+    return model
+
+
+def initial_weights(keras_builder, seed=0):
+    """The initial weights of ``keras_builder(seed=seed)``, in TFF's order."""
+    return model_weights(keras_builder(seed=seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluator(keras_builder):
+    """One model per builder and a compiled step summing the loss and the hits of a batch."""
+    model = keras_builder(seed=0)
+
+    @tf.function(reduce_retracing=True)
+    def sums(x, y):
+        logits = model(x, training=False)
+        y = tf.cast(y, tf.int64)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), tf.float64)
+        return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(hits), tf.cast(tf.size(y), tf.float64)
+
+    return model, sums
+
+
+def evaluate_weights(keras_builder, weights, x, y, batch_size=1024):
+    """Loss and accuracy of the model ``keras_builder`` with ``weights`` on held-out ``(x, y)``.
+
+    Returns:
+      ``{'loss': float, 'accuracy': float}``: the mean cross-entropy and the accuracy over all
+      examples (and positions, for sequence labels), accumulated in float64.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"evaluation needs as many labels as inputs, at least one; got {len(x)} and {len(y)}")
+    model, sums = _evaluator(keras_builder)
+    assign_weights(model, weights)
+    loss, hits, count = 0.0, 0.0, 0.0
+    for start in range(0, len(x), batch_size):
+        batch_loss, batch_hits, batch_count = sums(x[start:start + batch_size], y[start:start + batch_size])
+        loss, hits, count = loss + float(batch_loss), hits + float(batch_hits), count + float(batch_count)
+    return {"loss": loss / count, "accuracy": hits / count}
