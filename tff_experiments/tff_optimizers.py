@@ -1,9 +1,10 @@
 r"""keras_optim's algorithms as ``tff.learning.optimizers.Optimizer``\ s.
 
-The math is ``keras_optim.math`` (``adabelief_update``, ``diffgrad_update``): the very functions
-the Keras classes ``keras_optim.AdaBelief`` and ``keras_optim.DiffGrad`` call, so one step of
-these optimizers equals one step of the Keras classes on the same weights and gradients. Every
-step is
+The math is ``keras_optim.math`` (``adabelief_update``, ``diffgrad_update``, and
+``coordinate_clip`` for Pan & Li's coordinate-wise clipping): the very functions the Keras
+classes ``keras_optim.AdaBelief``, ``keras_optim.DiffGrad`` and ``keras_optim.CoordinateClipping``
+call, so one step of these optimizers equals one step of the Keras classes on the same weights
+and gradients. Every step is
 
 .. math::
 
@@ -34,6 +35,7 @@ import tensorflow_federated as tff
 from keras_optim import validation
 from keras_optim.backend import dtype_name, statistics_dtype
 from keras_optim.math import adabelief as adabelief_math
+from keras_optim.math import coordinate_clip as clip_math
 from keras_optim.math import diffgrad as diffgrad_math
 
 LEARNING_RATE_KEY = tff.learning.optimizers.LEARNING_RATE_KEY
@@ -43,19 +45,29 @@ _HPARAMS_KEYS = (LEARNING_RATE_KEY, WEIGHT_DECAY_KEY)
 
 
 class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
-    """A TFF optimizer around one ``keras_optim.math`` update function.
+    r"""A TFF optimizer around one ``keras_optim.math`` update function.
 
     Subclasses name their statistics (``slot_names``) and call the math (``_direction``).
+    With ``coordinate_clip`` :math:`= p > 0`, the step's global threshold :math:`\tau` over
+    all gradients (``keras_optim.math.coordinate_clip.global_threshold``) clips the gradient
+    that feeds the first moment, as in the Keras classes; the other statistics see the raw one.
     """
 
-    def __init__(self, learning_rate, weight_decay):
+    def __init__(self, learning_rate, weight_decay, coordinate_clip=0.0, clip_threshold_scale=1.0,
+                 clip_mode="exact"):
         self._learning_rate = validation.check_real("learning_rate", learning_rate, low=0.0)
         self._weight_decay = validation.check_real("weight_decay", weight_decay, low=0.0)
+        self._coordinate_clip = validation.check_real("coordinate_clip", coordinate_clip, low=0.0, high=1.0)
+        self._clip_threshold_scale = validation.check_real(
+            "clip_threshold_scale", clip_threshold_scale, low=0.0, low_open=True)
+        if clip_mode not in clip_math.MODES:
+            raise ValueError(f"`clip_mode` must be one of {clip_math.MODES}, got {clip_mode!r}.")
+        self._clip_mode = clip_mode
 
     def slot_names(self):
         raise NotImplementedError
 
-    def _direction(self, gradient, slots, step):
+    def _direction(self, gradient, slots, step, first_moment_gradient):
         raise NotImplementedError
 
     def initialize(self, specs):
@@ -79,6 +91,13 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
         names = self.slot_names()
         for name in names:
             tff.learning.optimizers.optimizer.check_weights_state_match(weights, state[name], name)
+        threshold = None
+        if self._coordinate_clip > 0:
+            present = [g for g in tf.nest.flatten(gradients) if g is not None]
+            # Keras computes it before counting the step: its fast mode sees iterations = t - 1.
+            threshold = clip_math.global_threshold(
+                present, self._coordinate_clip, self._clip_threshold_scale, self._clip_mode,
+                step=state[STEP_KEY])
         step = state[STEP_KEY] + 1
         lr = state[LEARNING_RATE_KEY]
         weight_decay = state[WEIGHT_DECAY_KEY]
@@ -89,10 +108,14 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
             dtype = dtype_name(statistics_dtype(weight))
             # Decoupled weight decay first, in the variable's dtype, as tf.keras applies it.
             weight = weight - weight * tf.cast(weight_decay, weight.dtype) * tf.cast(lr, weight.dtype)
+            gradient = tf.cast(gradient, dtype)
+            first_moment_gradient = (
+                None if threshold is None else clip_math.clip_by_threshold(gradient, threshold))
             direction, new_slots = self._direction(
-                tf.cast(gradient, dtype),
+                gradient,
                 {name: tf.cast(slot, dtype) for name, slot in zip(names, slots)},
                 tf.cast(step, dtype),
+                first_moment_gradient,
             )
             new_weight = tf.cast(tf.cast(weight, dtype) - tf.cast(lr, dtype) * direction, weight.dtype)
             return (new_weight,) + tuple(new_slots[name] for name in names)
@@ -126,8 +149,8 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
 
 class _AdaBelief(_KerasOptimMathOptimizer):
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, amsgrad, rectify,
-                 degenerated_to_sgd, weight_decay):
-        super().__init__(learning_rate, weight_decay)
+                 degenerated_to_sgd, weight_decay, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
         self._beta_1 = validation.check_beta("beta_1", beta_1)
         self._beta_2 = validation.check_beta("beta_2", beta_2)
         self._epsilon = validation.check_real("epsilon", epsilon, low=0.0)
@@ -138,18 +161,19 @@ class _AdaBelief(_KerasOptimMathOptimizer):
     def slot_names(self):
         return adabelief_math.AMSGRAD_SLOTS if self._amsgrad else adabelief_math.SLOTS
 
-    def _direction(self, gradient, slots, step):
+    def _direction(self, gradient, slots, step, first_moment_gradient):
         return adabelief_math.adabelief_update(
             gradient, slots, step,
             beta_1=self._beta_1, beta_2=self._beta_2, epsilon=self._epsilon,
             amsgrad=self._amsgrad, rectify=self._rectify,
             degenerated_to_sgd=self._degenerated_to_sgd,
+            first_moment_gradient=first_moment_gradient,
         )
 
 
 class _DiffGrad(_KerasOptimMathOptimizer):
-    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay):
-        super().__init__(learning_rate, weight_decay)
+    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
         self._beta_1 = validation.check_beta("beta_1", beta_1)
         self._beta_2 = validation.check_beta("beta_2", beta_2)
         self._epsilon = validation.check_real("epsilon", epsilon, low=0.0)
@@ -157,14 +181,16 @@ class _DiffGrad(_KerasOptimMathOptimizer):
     def slot_names(self):
         return diffgrad_math.SLOTS
 
-    def _direction(self, gradient, slots, step):
+    def _direction(self, gradient, slots, step, first_moment_gradient):
         return diffgrad_math.diffgrad_update(
-            gradient, slots, step, beta_1=self._beta_1, beta_2=self._beta_2, epsilon=self._epsilon
+            gradient, slots, step, beta_1=self._beta_1, beta_2=self._beta_2, epsilon=self._epsilon,
+            first_moment_gradient=first_moment_gradient,
         )
 
 
 def build_adabelief(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16, amsgrad=False,
-                    rectify=True, degenerated_to_sgd=True, weight_decay=0.0):
+                    rectify=True, degenerated_to_sgd=True, weight_decay=0.0, coordinate_clip=0.0,
+                    clip_threshold_scale=1.0, clip_mode="exact"):
     r"""AdaBelief (Zhuang et al., NeurIPS 2020, arXiv 2010.07468) as a TFF optimizer.
 
     Same arguments and defaults as ``keras_optim.AdaBelief``; the equations are in
@@ -176,13 +202,17 @@ def build_adabelief(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16
         s_t = \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon, \quad
         w \leftarrow w - \eta \, \frac{m_t / (1-\beta_1^t)}{\sqrt{s_t / (1-\beta_2^t)} + \epsilon}
 
-    (with RAdam's rectification when ``rectify``).
+    (with RAdam's rectification when ``rectify``). ``coordinate_clip``,
+    ``clip_threshold_scale``, ``clip_mode``: Pan & Li's coordinate-wise clipping of the
+    gradient that feeds :math:`m_t`, as ``keras_optim.AdaBelief(coordinate_clip=...)``.
     """
     return _AdaBelief(learning_rate, beta_1, beta_2, epsilon, amsgrad, rectify,
-                      degenerated_to_sgd, weight_decay)
+                      degenerated_to_sgd, weight_decay, coordinate_clip=coordinate_clip,
+                      clip_threshold_scale=clip_threshold_scale, clip_mode=clip_mode)
 
 
-def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0):
+def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
+                   coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact"):
     r"""diffGrad (Dubey et al., IEEE TNNLS 2019, arXiv 1909.11015) as a TFF optimizer.
 
     Same arguments and defaults as ``keras_optim.DiffGrad``; the equations are in
@@ -193,8 +223,63 @@ def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
         \xi_t = \operatorname{sigmoid}(|g_{t-1} - g_t|), \quad
         w \leftarrow w - \eta \, \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
         \frac{\xi_t m_t}{\sqrt{v_t} + \epsilon}
+
+    ``coordinate_clip``, ``clip_threshold_scale``, ``clip_mode``: as
+    ``keras_optim.DiffGrad(coordinate_clip=...)``.
     """
-    return _DiffGrad(learning_rate, beta_1, beta_2, epsilon, weight_decay)
+    return _DiffGrad(learning_rate, beta_1, beta_2, epsilon, weight_decay,
+                     coordinate_clip=coordinate_clip, clip_threshold_scale=clip_threshold_scale,
+                     clip_mode=clip_mode)
 
 
-__all__ = ["build_adabelief", "build_diffgrad"]
+class _CoordinateClipping(tff.learning.optimizers.Optimizer):
+    def __init__(self, optimizer, fraction, threshold_scale, mode):
+        if not isinstance(optimizer, tff.learning.optimizers.Optimizer):
+            raise ValueError(f"`optimizer` must be a tff.learning.optimizers.Optimizer, got {optimizer!r}")
+        self._inner = optimizer
+        self._fraction = validation.check_real("fraction", fraction, low=0.0, high=1.0)
+        self._threshold_scale = validation.check_real("threshold_scale", threshold_scale, low=0.0,
+                                                      low_open=True)
+        if mode not in clip_math.MODES:
+            raise ValueError(f"`mode` must be one of {clip_math.MODES}, got {mode!r}.")
+        self._mode = mode
+
+    def initialize(self, specs):
+        return collections.OrderedDict([(STEP_KEY, 0), ("inner", self._inner.initialize(specs))])
+
+    def next(self, state, weights, gradients):
+        gradients = tff.learning.optimizers.handle_indexed_slices_gradients(gradients)
+        flat = tf.nest.flatten(gradients)
+        present = [i for i, g in enumerate(flat) if g is not None]
+        clipped, _ = clip_math.clip_coordinates(
+            [flat[i] for i in present], self._fraction, self._threshold_scale, self._mode,
+            step=state[STEP_KEY])
+        for i, g in zip(present, clipped):
+            flat[i] = g
+        inner_state, weights = self._inner.next(
+            state["inner"], weights, tf.nest.pack_sequence_as(gradients, flat))
+        return collections.OrderedDict([(STEP_KEY, state[STEP_KEY] + 1), ("inner", inner_state)]), weights
+
+    def get_hparams(self, state):
+        return self._inner.get_hparams(state["inner"])
+
+    def set_hparams(self, state, hparams):
+        new_state = collections.OrderedDict(state)
+        new_state["inner"] = self._inner.set_hparams(state["inner"], hparams)
+        return new_state
+
+
+def build_coordinate_clipping(optimizer, fraction, threshold_scale=1.0, mode="exact"):
+    r"""Wraps any TFF optimizer with Pan & Li's coordinate-wise clipping (OPT 2022,
+    arXiv 2306.00204), as ``keras_optim.CoordinateClipping`` wraps a Keras optimizer.
+
+    Each step, one threshold over all coordinates of all gradients,
+    :math:`\tau = c\,|g|_{(\lfloor N p \rfloor)}` (magnitudes in descending order), and the
+    wrapped optimizer gets :math:`\operatorname{sign}(g_i)\min(|g_i|, \tau)` (all of its
+    statistics see the clipped gradient). ``mode="fast"`` takes the order statistic of a fixed
+    stratified sample (``keras_optim.math.coordinate_clip.sampled_threshold``).
+    """
+    return _CoordinateClipping(optimizer, fraction, threshold_scale, mode)
+
+
+__all__ = ["build_adabelief", "build_coordinate_clipping", "build_diffgrad"]

@@ -56,6 +56,60 @@ def test_tff_step_equals_keras_step_and_numpy_port(case):
     assert int(state["step"]) == 12
 
 
+CLIP_SHAPES = [(80, 60), (33,)]  # 4833 coordinates: more than the fast mode's 4096-sample
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("name,args", [
+    ("AdaBelief", dict(learning_rate=0.05, coordinate_clip=0.3, clip_threshold_scale=1.5)),
+    ("DiffGrad", dict(learning_rate=0.05, coordinate_clip=0.1)),
+])
+def test_coordinate_clipping_step_equals_keras(name, args, mode):
+    """Pan & Li's clipping of the first moment's gradient: keras_optim.math.coordinate_clip in
+    both (its Keras classes are held against the authors' code in tests/optimizers)."""
+    rng = np.random.default_rng(7)
+    params = [rng.normal(size=s).astype(np.float32) for s in CLIP_SHAPES]
+    keras_variables = [tf.Variable(p) for p in params]
+    keras_optimizer = getattr(keras_optim, name)(clip_mode=mode, **args)
+    tff_optimizer = BUILDERS[name](clip_mode=mode, **args)
+    state = tff_optimizer.initialize(tuple(tf.TensorSpec(s, tf.float32) for s in CLIP_SHAPES))
+    unclipped = BUILDERS[name](**{k: v for k, v in args.items() if "clip" not in k})
+    unclipped_state = unclipped.initialize(tuple(tf.TensorSpec(s, tf.float32) for s in CLIP_SHAPES))
+    tff_next = tf.function(tff_optimizer.next)
+    weights = tuple(tf.constant(p) for p in params)
+    for t in range(4):
+        grads = tuple(tf.constant(rng.standard_cauchy(size=s).astype(np.float32)) for s in CLIP_SHAPES)
+        keras_optimizer.apply_gradients(zip(grads, keras_variables))
+        before = weights
+        state, weights = tff_next(state, weights, grads)
+        for v, w in zip(keras_variables, weights):
+            np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"step {t + 1}")
+    unclipped_state, plain = unclipped.next(unclipped_state, before, grads)
+    assert not np.allclose(plain[0].numpy(), weights[0].numpy(), atol=1e-6)  # clipping acted
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_coordinate_clipping_wrapper_equals_keras_wrapper(mode):
+    rng = np.random.default_rng(8)
+    params = [rng.normal(size=s).astype(np.float32) for s in CLIP_SHAPES]
+    keras_variables = [tf.Variable(p) for p in params]
+    keras_optimizer = keras_optim.CoordinateClipping(
+        keras_optim.DiffGrad(learning_rate=0.05), fraction=0.2, mode=mode)
+    tff_optimizer = tff_optimizers.build_coordinate_clipping(
+        tff_optimizers.build_diffgrad(learning_rate=0.05), fraction=0.2, mode=mode)
+    state = tff_optimizer.initialize(tuple(tf.TensorSpec(s, tf.float32) for s in CLIP_SHAPES))
+    tff_next = tf.function(tff_optimizer.next)
+    weights = tuple(tf.constant(p) for p in params)
+    for t in range(4):
+        grads = tuple(tf.constant(rng.standard_cauchy(size=s).astype(np.float32)) for s in CLIP_SHAPES)
+        keras_optimizer.apply_gradients(zip(grads, keras_variables))
+        state, weights = tff_next(state, weights, grads)
+        for v, w in zip(keras_variables, weights):
+            np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"step {t + 1}")
+    hparams = tff_optimizer.get_hparams(state)
+    assert tff.learning.optimizers.LEARNING_RATE_KEY in hparams
+
+
 def test_hparams_roundtrip_and_bad_arguments():
     optimizer = tff_optimizers.build_adabelief(learning_rate=0.5)
     state = optimizer.initialize(tf.TensorSpec((2,), tf.float32))
@@ -69,6 +123,10 @@ def test_hparams_roundtrip_and_bad_arguments():
         tff_optimizers.build_diffgrad(learning_rate=-1.0)
     with pytest.raises(ValueError, match="beta_2"):
         tff_optimizers.build_adabelief(beta_2=1.0)
+    with pytest.raises(ValueError, match="coordinate_clip"):
+        tff_optimizers.build_diffgrad(coordinate_clip=1.5)
+    with pytest.raises(ValueError, match="mode"):
+        tff_optimizers.build_coordinate_clipping(tff_optimizers.build_diffgrad(), 0.1, mode="approx")
 
 
 def _linear_model_fn():
