@@ -296,3 +296,16 @@ def test_attack_names_are_checked():
         attacks.byzantine_vector("gaussian", f32(np.zeros((3, 2))), factor=1.0)
     with pytest.raises(ValueError, match="flipped gradients"):
         attacks.byzantine_vector("label_flipping", f32(np.zeros((3, 2))))
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_batched_rules_equal_one_machine_at_a_time(name):
+    """Leading dimensions of [..., k, d] are independent machines (what mix_each relies on)."""
+    rng = np.random.default_rng(11)
+    received = rng.normal(size=(2, 3, 7, 4)).astype(np.float32)
+    rule = MixingRule(name, f=2, clip_threshold=0.5)
+    batched = rule(f32(received)).numpy()
+    assert batched.shape == (2, 3, 4)
+    for a in range(2):
+        for b in range(3):
+            close(batched[a, b], rule(f32(received[a, b])))

@@ -18,24 +18,24 @@ import tensorflow as tf
 
 
 def centered_clipping(vectors, center, clip_threshold=2.0, iterations=3):
-    r"""``iterations`` centered-clipping steps on ``vectors`` ``[k, d]`` from ``center`` ``[d]``.
+    r"""``iterations`` centered-clipping steps on ``vectors`` ``[..., k, d]`` from ``center`` ``[..., d]``.
 
     Args:
-      vectors: float tensor ``[k, d]``.
-      center: :math:`v_0`, float tensor ``[d]``.
+      vectors: float tensor ``[..., k, d]``.
+      center: :math:`v_0`, float tensor ``[..., d]``.
       clip_threshold: :math:`\tau \ge 0`.
       iterations: :math:`L \ge 0`.
 
     Returns:
-      Float tensor ``[d]``.
+      Float tensor ``[..., d]``.
     """
     vectors = tf.convert_to_tensor(vectors)
     threshold = tf.cast(clip_threshold, vectors.dtype)
     estimate = tf.convert_to_tensor(center, vectors.dtype)
     for _ in range(iterations):
-        differences = vectors - estimate[tf.newaxis, :]
-        norms = tf.norm(differences, axis=1, keepdims=True)
+        differences = vectors - estimate[..., tf.newaxis, :]
+        norms = tf.norm(differences, axis=-1, keepdims=True)
         # min(1, tau / norm) without dividing by a zero norm.
         scale = tf.where(norms > threshold, threshold / tf.maximum(norms, 1e-30), tf.ones_like(norms))
-        estimate = estimate + tf.reduce_mean(differences * scale, axis=0)
+        estimate = estimate + tf.reduce_mean(differences * scale, axis=-2)
     return estimate

@@ -17,21 +17,21 @@ import tensorflow as tf
 
 
 def trimmed_mean(vectors, f):
-    r"""Coordinate-wise mean of ``vectors`` ``[k, d]`` without the ``f`` lowest and ``f`` highest.
+    r"""Coordinate-wise mean of ``vectors`` ``[..., k, d]`` without the ``f`` lowest and ``f`` highest.
 
-    Requires :math:`2f < k`. Returns a ``[d]`` tensor.
+    Requires :math:`2f < k`. Returns a ``[..., d]`` tensor.
     """
     vectors = tf.convert_to_tensor(vectors)
-    ordered = tf.sort(vectors, axis=0)
-    count = tf.shape(vectors)[0]
-    return tf.reduce_mean(ordered[f : count - f], axis=0)
+    ordered = tf.sort(vectors, axis=-2)
+    count = tf.shape(vectors)[-2]
+    return tf.reduce_mean(ordered[..., f : count - f, :], axis=-2)
 
 
 def coordinate_median(vectors):
-    """Coordinate-wise median of ``vectors`` ``[k, d]`` (mean of the two middle values for even k)."""
+    """Coordinate-wise median of ``vectors`` ``[..., k, d]`` (mean of the two middle values for even k)."""
     vectors = tf.convert_to_tensor(vectors)
-    ordered = tf.sort(vectors, axis=0)
-    count = tf.shape(vectors)[0]
-    low = ordered[(count - 1) // 2]
-    high = ordered[count // 2]
+    ordered = tf.sort(vectors, axis=-2)
+    count = tf.shape(vectors)[-2]
+    low = tf.gather(ordered, (count - 1) // 2, axis=-2)
+    high = tf.gather(ordered, count // 2, axis=-2)
     return low + 0.5 * (high - low)  # torch.quantile's linear interpolation at q = 0.5

@@ -17,23 +17,24 @@ import tensorflow as tf
 
 
 def geometric_median(vectors, smoothing=0.1, iterations=3):
-    r"""Smoothed Weiszfeld approximation of the geometric median of ``vectors`` ``[k, d]``.
+    r"""Smoothed Weiszfeld approximation of the geometric median of ``vectors`` ``[..., k, d]``.
 
     Args:
-      vectors: float tensor ``[k, d]``.
+      vectors: float tensor ``[..., k, d]``.
       smoothing: :math:`\nu > 0`, the floor on the distances.
       iterations: :math:`T`, number of Weiszfeld steps from :math:`z_0 = 0`.
 
     Returns:
-      Float tensor ``[d]``.
+      Float tensor ``[..., d]``.
     """
     vectors = tf.convert_to_tensor(vectors)
     smoothing = tf.cast(smoothing, vectors.dtype)
-    estimate = tf.zeros_like(vectors[0])
+    estimate = tf.zeros_like(vectors[..., 0, :])
     for _ in range(iterations):
-        distances = tf.norm(vectors - estimate[tf.newaxis, :], axis=1)
+        distances = tf.norm(vectors - estimate[..., tf.newaxis, :], axis=-1)
         finite = tf.math.is_finite(distances)
         weights = tf.where(finite, 1.0 / tf.maximum(distances, smoothing), tf.zeros_like(distances))
-        usable = tf.where(finite[:, tf.newaxis], vectors, tf.zeros_like(vectors))
-        estimate = tf.reduce_sum(weights[:, tf.newaxis] * usable, axis=0) / tf.reduce_sum(weights)
+        usable = tf.where(finite[..., tf.newaxis], vectors, tf.zeros_like(vectors))
+        total = tf.reduce_sum(weights[..., tf.newaxis] * usable, axis=-2)
+        estimate = total / tf.reduce_sum(weights, axis=-1, keepdims=True)
     return estimate

@@ -17,17 +17,23 @@ from tff_experiments.robust.nna import pairwise_squared_distances
 
 
 def krum(vectors, f, squared=True):
-    r"""The row of ``vectors`` ``[k, d]`` with the lowest Krum score; needs :math:`k - f - 1 \ge 1`.
+    r"""The row of ``vectors`` ``[..., k, d]`` with the lowest Krum score; needs :math:`k - f - 1 \ge 1`.
 
     Args:
-      vectors: float tensor ``[k, d]``.
+      vectors: float tensor ``[..., k, d]``.
       f: number of Byzantine vectors tolerated.
       squared: score with squared distances (the paper, byzfl) or plain ones (the MoNNA code).
 
     Returns:
-      Float tensor ``[d]``, one of the rows.
+      Float tensor ``[..., d]``, one of the rows (per leading index).
     """
     vectors = tf.convert_to_tensor(vectors)
+    if vectors.shape.rank > 2:  # one problem at a time: the distances take k x k x d memory each
+        flat = tf.reshape(vectors, tf.concat([[-1], tf.shape(vectors)[-2:]], axis=0))
+        picked = tf.map_fn(
+            lambda one: krum(one, f, squared), flat, fn_output_signature=tf.TensorSpec(vectors.shape[-1:], vectors.dtype)
+        )
+        return tf.reshape(picked, tf.concat([tf.shape(vectors)[:-2], tf.shape(vectors)[-1:]], axis=0))
     distances = pairwise_squared_distances(vectors)
     if not squared:
         distances = tf.sqrt(distances)

@@ -25,18 +25,21 @@ def nearest_neighbor_average(vectors, center, num_kept):
     r"""Average of the ``num_kept`` rows of ``vectors`` nearest (L2) to ``center``.
 
     Args:
-      vectors: float tensor ``[k, d]``.
-      center: float tensor ``[d]`` (for NNA, the machine's own vector, one of the rows).
+      vectors: float tensor ``[..., k, d]`` (leading dimensions are independent problems, e.g.
+        one per machine).
+      center: float tensor ``[..., d]`` (for NNA, the machine's own vector, one of the rows).
       num_kept: number of rows averaged, :math:`1 \le` ``num_kept`` :math:`\le k`.
 
     Returns:
-      Float tensor ``[d]``.
+      Float tensor ``[..., d]``.
     """
     vectors = tf.convert_to_tensor(vectors)
-    distances = tf.norm(vectors - center[tf.newaxis, :], axis=1)
+    center = tf.convert_to_tensor(center, vectors.dtype)
+    distances = tf.norm(vectors - center[..., tf.newaxis, :], axis=-1)
     # top_k of the negated distances: the nearest first, lower index first among equals.
     _, nearest = tf.math.top_k(-distances, k=num_kept, sorted=True)
-    return tf.reduce_mean(tf.gather(vectors, nearest), axis=0)
+    kept = tf.gather(vectors, nearest, batch_dims=vectors.shape.rank - 2)
+    return tf.reduce_mean(kept, axis=-2)
 
 
 def pairwise_squared_distances(vectors):

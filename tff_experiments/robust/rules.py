@@ -88,12 +88,16 @@ class MixingRule:
             raise ValueError(f"krum scores over k - f - 1 neighbours: it needs k > f + 1, got k = {k}, f = {f}")
 
     def __call__(self, received):
+        """The mixing result ``[..., d]`` of ``received`` ``[..., k, d]``, own vector first.
+
+        Leading dimensions are independent machines (see ``mix_each``).
+        """
         received = tf.convert_to_tensor(received)
-        own = received[0]
+        own = received[..., 0, :]
         if self.name == "nna":
-            return nearest_neighbor_average(received, own, tf.shape(received)[0] - self.f)
+            return nearest_neighbor_average(received, own, tf.shape(received)[-2] - self.f)
         if self.name == "average":
-            return tf.reduce_mean(received, axis=0)
+            return tf.reduce_mean(received, axis=-2)
         if self.name == "trimmed_mean":
             return trimmed_mean(received, self.f)
         if self.name == "median":
@@ -105,6 +109,8 @@ class MixingRule:
         return krum(received, self.f, squared=self.krum_squared)
 
     def mix_each(self, received):
-        """Applies the rule to every machine: ``received`` ``[h, k, d]`` -> ``[h, d]``."""
+        """Applies the rule to every machine at once: ``received`` ``[h, k, d]`` -> ``[h, d]``."""
         received = tf.convert_to_tensor(received)
-        return tf.map_fn(self, received, fn_output_signature=tf.TensorSpec(received.shape[2:], received.dtype))
+        if received.shape.rank != 3:
+            raise ValueError(f"mix_each takes [machines, received, dimension], got shape {received.shape}")
+        return self(received)
