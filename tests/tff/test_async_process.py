@@ -138,8 +138,7 @@ def test_restored_state_continues_exactly(process, client_data, tmp_path):
     manager = tff.program.FileProgramStateManager(str(tmp_path))
     import asyncio
     asyncio.run(manager.save(driver.to_program_state(half), version=half.next_step))
-    template = driver.program_state_template(half.next_step)
-    loaded = asyncio.run(manager.load(half.next_step, template))
+    loaded = asyncio.run(manager.load(half.next_step, driver.program_state_template()))
     resumed = driver.run(driver.from_program_state(loaded))
     assert resumed.next_step == uninterrupted.next_step
     for g, w in zip(trainable(resumed.process_state.global_model_weights),

@@ -14,6 +14,7 @@ the uninterrupted run would have (``to_program_state`` / ``from_program_state``)
 """
 import collections
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -90,34 +91,54 @@ class AsynchronousDriver:
         return {v: w for v, w in versions.items()
                 if v == next_step or self._last_use.get(v, -1) >= next_step}
 
-    # Checkpoints: a fixed structure of tensors for tff.program's state managers.
+    # Checkpoints: one fixed structure of tensors for the whole run (tff.program's state
+    # managers and tff_experiments.program.Checkpointer load into a template).
 
     def live_versions(self, next_step):
         return sorted(set(self.schedule.live_versions(next_step)) | {next_step})
 
+    @functools.cached_property
+    def version_slots(self):
+        """The most versions alive at once over the run (version v lives from step v to its
+        last use): the number of model slots of a checkpoint."""
+        ends = collections.Counter(self._last_use.get(v, v) for v in range(len(self.schedule) + 1))
+        alive, most = 0, 1
+        for n in range(len(self.schedule) + 1):
+            alive += 1  # version n appears
+            most = max(most, alive)
+            alive -= ends.get(n, 0)  # versions whose last use (or birth, if unused) is step n
+        return most
+
     def to_program_state(self, run_state):
         ids = self.live_versions(run_state.next_step)
+        current = run_state.versions[run_state.next_step]
+        padding = self.version_slots - len(ids)
         return collections.OrderedDict(
             next_step=np.int64(run_state.next_step),
             process_state=run_state.process_state,
-            versions=[run_state.versions[v] for v in ids],
+            version_ids=np.array(ids + [-1] * padding, dtype=np.int64),
+            versions=[run_state.versions[v] for v in ids] + [current] * padding,
         )
 
-    def program_state_template(self, next_step):
-        """A structure like ``to_program_state`` of a state at ``next_step``, to load into."""
+    def program_state_template(self):
+        """A structure like any ``to_program_state`` of this run, to load into."""
         initial = self.process.initialize()
         return collections.OrderedDict(
-            next_step=np.int64(next_step),
+            next_step=np.int64(0),
             process_state=initial,
-            versions=[initial.global_model_weights for _ in self.live_versions(next_step)],
+            version_ids=np.zeros(self.version_slots, dtype=np.int64),
+            versions=[initial.global_model_weights] * self.version_slots,
         )
 
     def from_program_state(self, program_state):
         next_step = int(program_state["next_step"])
-        ids = self.live_versions(next_step)
-        versions = [_as_model_weights(w) for w in program_state["versions"]]
-        process_state = _as_learning_state(program_state["process_state"])
-        return RunState(next_step, process_state, dict(zip(ids, versions)))
+        versions = {
+            int(v): _as_model_weights(w)
+            for v, w in zip(program_state["version_ids"], program_state["versions"]) if v >= 0
+        }
+        if set(versions) != set(self.live_versions(next_step)):
+            raise ValueError("the checkpoint does not match this run's schedule")
+        return RunState(next_step, _as_learning_state(program_state["process_state"]), versions)
 
 
 def _as_model_weights(value):

@@ -1,0 +1,145 @@
+"""``python -m tff_experiments.fedfix``: outputs, exact resume after a kill, export, one-line errors."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tff = pytest.importorskip("tensorflow_federated")
+import psutil  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
+from tff_experiments import fedfix  # noqa: E402
+from tff_experiments.program.errors import run_cli  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--algorithm", "async", "--dataset", "digits", "--model", "logistic", "--clients", "5",
+        "--scenario", "F-80", "--horizon", "3", "--local-steps", "2", "--batch-size", "16",
+        "--eval-every", "0.5"]
+
+
+def cli(args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "tff_experiments.fedfix", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    process = cli(TINY + ["--out", str(out), "--checkpoint-every", "1000", "--progress"])
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    return out, stdout, stderr
+
+
+def test_outputs(uninterrupted):
+    out, stdout, stderr = uninterrupted
+    assert "virtual time" in stderr  # the progress bar
+    assert "server steps to virtual time" in stdout
+    events = read_csv(out / "events.csv")
+    assert events[0] == ["step", "time", "clients", "sent_versions", "staleness", "weights", "train_loss"]
+    steps = [int(row[0]) for row in events[1:]]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > 20
+    times = [float(row[1]) for row in events[1:]]
+    assert times == sorted(times) and times[-1] <= 3.0
+    assert any(int(row[4]) > 0 for row in events[1:])  # stale work was aggregated
+    metrics = read_csv(out / "metrics.csv")
+    header = metrics[0]
+    for column in ("step", "time", "test_loss", "test_accuracy", "federated_loss", "surrogate_loss"):
+        assert column in header
+    assert metrics[1][header.index("step")] == "0" and int(metrics[-1][header.index("step")]) == steps[-1]
+    assert len(metrics) - 1 >= 6  # every 0.5 of virtual time, and at the start and end
+    assert list((out / "tensorboard").rglob("events.out.tfevents*"))
+
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    keras_model = tf.keras.models.load_model(out / "model" / "model.keras")
+    served = tf.saved_model.load(str(out / "model" / "saved_model")).signatures["serving_default"](x=tf.constant(x))
+    np.testing.assert_allclose(served["logits"].numpy(), keras_model(x).numpy(), rtol=1e-6)
+
+
+def _kill_with_children(process):
+    children = psutil.Process(process.pid).children(recursive=True)  # TFF's worker_binary
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    for child in children:
+        try:
+            child.kill()
+            child.wait(5)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def test_killed_run_resumes_exactly(uninterrupted, tmp_path):
+    reference, _, _ = uninterrupted
+    out = tmp_path / "run"
+    args = TINY + ["--out", str(out), "--checkpoint-every", "4", "--no-progress"]
+    process = cli(args)
+    try:
+        deadline = time.monotonic() + 240
+        while not [p for p in (out / "checkpoints").glob("step_*") if p.name[5:].isdigit() and int(p.name[5:]) >= 8]:
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before the kill: nothing to test"
+    finally:
+        _kill_with_children(process)
+    assert not (out / "model").exists()
+
+    process = cli(args)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert read_csv(out / "events.csv") == read_csv(reference / "events.csv")
+    assert read_csv(out / "metrics.csv") == read_csv(reference / "metrics.csv")
+    want = tf.keras.models.load_model(reference / "model" / "model.keras").get_weights()
+    got = tf.keras.models.load_model(out / "model" / "model.keras").get_weights()
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_resume_with_other_settings_is_refused(uninterrupted, capfd):
+    reference, _, _ = uninterrupted
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(fedfix.main, TINY[:-2] + ["--eval-every", "0.25", "--out", str(reference)])
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("error:") and "other settings" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--algorithm", "fedfix", "--delta-t", "0"], "--delta-t must be > 0"),
+    (["--algorithm", "fedfix", "--delta-t", "-0.5"], "--delta-t must be > 0"),
+    (["--algorithm", "fedfix"], "needs --delta-t"),
+    (["--algorithm", "fedbuff", "--buffer-size", "30", "--clients", "20"], "larger than --clients"),
+    (["--algorithm", "async", "--alpha", "-1"], "--alpha must be"),
+    (["--algorithm", "async", "--scenario", "F-120"], "--scenario"),
+    (["--algorithm", "async", "--clients", "5000"], "5000 clients need at least one example"),
+    (["--algorithm", "async", "--dataset", "shakespeare"], "fetch_data.sh"),
+])
+def test_bad_input_is_one_line(argv, message, tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("KERAS_OPTIM_DATA", str(tmp_path / "no-data"))  # Shakespeare is missing
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(fedfix.main, argv + ["--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("error:") and message in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_unknown_algorithm_exits_with_one_line(tmp_path):
+    process = cli(["--algorithm", "fedsgd", "--out", str(tmp_path)])
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "fedsgd" in lines[0], stderr

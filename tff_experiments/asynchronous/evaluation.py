@@ -1,0 +1,96 @@
+r"""Evaluation of the global model: held-out data, and the federated objectives it optimizes.
+
+Fraboni et al. (JMLR 2023) distinguish the federated objective
+:math:`\mathcal L(\theta) = \sum_i p_i F_i(\theta)` (client importance :math:`p_i`) from the
+surrogate objective :math:`\sum_i r_i F_i(\theta)` that a scheme actually minimizes, where
+:math:`r_i` is client i's share of the aggregation weight (``Schedule.effective_importance``).
+:class:`GlobalEvaluator` reports both on the clients' training data, and loss and accuracy on
+held-out data.
+"""
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from tff_experiments import models
+
+
+@functools.lru_cache(maxsize=8)
+def _per_example(keras_builder):
+    """A model of ``keras_builder`` and a compiled per-example (loss, accuracy) function."""
+    model = keras_builder(seed=0)
+
+    @tf.function(reduce_retracing=True)
+    def losses_and_hits(x, y):
+        logits = model(x, training=False)
+        y = tf.cast(y, tf.int64)
+        losses = tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), tf.float64)
+        hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), tf.float64)
+        if losses.shape.rank > 1:  # sequence labels: the mean over positions
+            axes = list(range(1, losses.shape.rank))
+            losses, hits = tf.reduce_mean(losses, axis=axes), tf.reduce_mean(hits, axis=axes)
+        return losses, hits
+
+    return model, losses_and_hits
+
+
+def per_example_loss_and_accuracy(keras_builder, weights, x, batch_y, batch_size=1024):
+    """``(losses, hits)``: float64 arrays, one entry per example."""
+    model, fn = _per_example(keras_builder)
+    models.assign_weights(model, weights)
+    losses, hits = [], []
+    for start in range(0, len(x), batch_size):
+        loss, hit = fn(x[start:start + batch_size], batch_y[start:start + batch_size])
+        losses.append(loss.numpy())
+        hits.append(hit.numpy())
+    return np.concatenate(losses), np.concatenate(hits)
+
+
+def _subsample(n, limit, rng):
+    return np.arange(n) if limit is None or n <= limit else np.sort(rng.choice(n, limit, replace=False))
+
+
+class GlobalEvaluator:
+    """``evaluator(weights) -> dict`` of the metrics of a global model.
+
+    Args:
+      keras_builder: the model (``tff_experiments.models`` builder).
+      client_arrays: per client, ``{'x': ..., 'y': ...}`` training arrays (client order).
+      importance: :math:`p_i`; ``surrogate``: :math:`r_i` (optional).
+      test: ``(x_test, y_test)`` held-out arrays.
+      max_test_examples, max_examples_per_client: fixed, seeded subsamples (for big data).
+    """
+
+    def __init__(self, keras_builder, client_arrays, importance, test, surrogate=None,
+                 max_test_examples=None, max_examples_per_client=None, seed=0):
+        rng = np.random.default_rng(seed)
+        self.keras_builder = keras_builder
+        x_test, y_test = test
+        keep = _subsample(len(x_test), max_test_examples, rng)
+        self.x_test, self.y_test = np.asarray(x_test)[keep], np.asarray(y_test)[keep]
+        xs, ys, owner = [], [], []
+        for i, arrays in enumerate(client_arrays):
+            keep = _subsample(len(arrays["y"]), max_examples_per_client, rng)
+            xs.append(np.asarray(arrays["x"])[keep])
+            ys.append(np.asarray(arrays["y"])[keep])
+            owner.append(np.full(len(keep), i))
+        self.x_train, self.y_train = np.concatenate(xs), np.concatenate(ys)
+        self.owner = np.concatenate(owner)
+        self.num_clients = len(client_arrays)
+        self.importance = np.asarray(importance, dtype=np.float64)
+        self.surrogate = None if surrogate is None else np.asarray(surrogate, dtype=np.float64)
+
+    def __call__(self, weights):
+        metrics = {}
+        if len(self.x_test):
+            losses, hits = per_example_loss_and_accuracy(self.keras_builder, weights, self.x_test, self.y_test)
+            metrics["test_loss"], metrics["test_accuracy"] = float(losses.mean()), float(hits.mean())
+        losses, hits = per_example_loss_and_accuracy(self.keras_builder, weights, self.x_train, self.y_train)
+        counts = np.bincount(self.owner, minlength=self.num_clients)
+        client_loss = np.bincount(self.owner, losses, self.num_clients) / counts
+        client_accuracy = np.bincount(self.owner, hits, self.num_clients) / counts
+        metrics["federated_loss"] = float(self.importance @ client_loss)
+        metrics["federated_accuracy"] = float(self.importance @ client_accuracy)
+        if self.surrogate is not None:
+            metrics["surrogate_loss"] = float(self.surrogate @ client_loss)
+        return metrics
