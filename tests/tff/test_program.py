@@ -344,7 +344,7 @@ def test_a_run_that_raises_resumes_exactly(tmp_path, uninterrupted):
 
 
 def test_a_run_killed_with_sigkill_resumes_exactly(tmp_path, uninterrupted):
-    code = f"import sys; from tests.tff.test_program import run_toy; run_toy(sys.argv[1], pause=0.05, announce=True)"
+    code = "import sys; from tests.tff.test_program import run_toy; run_toy(sys.argv[1], pause=0.05, announce=True)"
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.PIPE,
