@@ -131,3 +131,45 @@ def keras_verbosity():
 def mean_and_std(values):
     values = np.asarray(values, dtype="float64")
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The image-classification recipe of the AdaBelief paper's CIFAR-10 code (Zhuang et al. 2020,
+# PyTorch_Experiments/classification_cifar10), which the diffGrad paper's setting shares:
+# adaptive methods lr 1e-3, betas (0.9, 0.999), eps 1e-8; SGD lr 0.1, momentum 0.9; weight
+# decay 5e-4 as an L2 term added to the gradient of every parameter (PyTorch's
+# ``weight_decay``, not decoupled); AdaBelief with rectify=False (the paper's reproducibility
+# notes: "weight_decouple=False, fixed_decay=False, rectify=False for all the experiments").
+# ---------------------------------------------------------------------------------------------
+IMAGE_OPTIMIZERS = ("SGD-momentum", "Adam", "AdaBelief", "diffGrad")
+PAPER_LEARNING_RATES = {"SGD-momentum": 0.1, "Adam": 1e-3, "AdaBelief": 1e-3, "diffGrad": 1e-3}
+
+
+def image_classification_optimizer(name, learning_rate):
+    """The papers' optimizer ``name``; ``learning_rate`` is a float or a Keras schedule."""
+    import keras_optim
+
+    if name == "SGD-momentum":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
+    if name == "Adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
+    if name == "AdaBelief":
+        return keras_optim.AdaBelief(learning_rate=learning_rate, epsilon=1e-8, rectify=False)
+    if name == "diffGrad":
+        return keras_optim.DiffGrad(learning_rate=learning_rate, epsilon=1e-8)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {IMAGE_OPTIMIZERS}")
+
+
+def l2_penalty(weight_decay):
+    r"""Keras regularizer equal to PyTorch's coupled ``weight_decay`` (:math:`g \mathrel{+}=
+    \lambda w`): the loss term :math:`\frac{\lambda}{2}\lVert w\rVert^2`; None for 0."""
+    return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+
+
+def step_decay(learning_rate, steps_per_epoch, decay_epochs, factor=0.1):
+    """``learning_rate`` times ``factor`` after each epoch in ``decay_epochs`` (e.g. [150])."""
+    boundaries = [int(e * steps_per_epoch) for e in sorted(decay_epochs)]
+    if not boundaries:
+        return learning_rate
+    values = [learning_rate * factor ** i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
