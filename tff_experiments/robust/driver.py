@@ -190,14 +190,18 @@ class MonnaRun:
     def thetas(self, state):
         return [c["theta"] for c in state["clients"]]
 
-    def evaluate(self, state):
+    def evaluate(self, state, per_machine=False):
+        """Mean and worst honest test accuracy, mean test loss, spread (and the accuracies)."""
         accuracies, losses = evaluate_honest(self.builder, self.flat_model, self.thetas(state), self.x_test, self.y_test)
-        return {
+        result = {
             "mean_accuracy": float(np.mean(accuracies)),
             "worst_accuracy": float(np.min(accuracies)),
             "mean_test_loss": float(np.mean(losses)),
             "spread": max_pairwise_distance(self.thetas(state)),
         }
+        if per_machine:
+            result["accuracies"] = [float(a) for a in accuracies]
+        return result
 
 
 def run_monna(settings, out_dir, eval_every=10, checkpoint_every=50, export_machine=0, progress=None, data=None, test=None):
@@ -257,13 +261,15 @@ def run_monna(settings, out_dir, eval_every=10, checkpoint_every=50, export_mach
                 bar.advance_to(step)
             if step % checkpoint_every == 0 or step == settings.steps:
                 checkpointer.save(state, step)
-    final = run.evaluate(state)
+    final = run.evaluate(state, per_machine=True)
+    accuracies = final.pop("accuracies")
     rows = metrics.rows()
     timed = [r["step_seconds"] for r in rows if r["step"] > 0]
     summary = {
         "settings": settings.as_dict(),
         "steps": step,
         "final": final,
+        "final_accuracies": accuracies,
         "mean_step_seconds": float(np.mean(timed)) if timed else None,
         "honest_gradients_per_step": last.get("honest_gradients_per_step", rows[-1].get("honest_gradients_per_step")),
         "attack_gradients_per_step": last.get("attack_gradients_per_step", rows[-1].get("attack_gradients_per_step")),
