@@ -17,6 +17,8 @@ The optimizers keep it for the step in a scalar variable (replicated, written fr
 replica), from which each variable's update reads it: the per-variable updates see the raw
 gradient and its clipped version, so that the second-moment statistics can keep the raw one.
 """
+import threading
+
 from keras_optim import validation
 from keras_optim.backend import KERAS3, OptimizerBase, densify, register_serializable
 from keras_optim.math import coordinate_clip as clip_math
@@ -136,8 +138,20 @@ class CoordinateClipMixin:
         return config
 
 
-def _already_reduced(grads_and_vars):
-    return list(grads_and_vars)
+def _skip_all_reduce_while_flagged(optimizer):
+    """Makes the wrapped (Keras 3, TensorFlow) optimizer skip its own all-reduce while the
+    returned thread-local flag is on: the wrapper has summed and clipped the gradients already.
+    Thread-local because MirroredStrategy runs each replica's step in its own thread."""
+    flag = threading.local()
+    all_reduce = optimizer._all_reduce_sum_gradients
+
+    def all_reduce_unless_done(grads_and_vars):
+        if getattr(flag, "on", False):
+            return list(grads_and_vars)
+        return all_reduce(grads_and_vars)
+
+    optimizer._all_reduce_sum_gradients = all_reduce_unless_done
+    return flag
 
 
 def _in_distributed_replica_context():
@@ -183,12 +197,19 @@ class CoordinateClipping(OptimizerBase):
                 f"CoordinateClipping does not take {sorted(kwargs)}: set them on the wrapped "
                 "optimizer."
             )
+        if getattr(optimizer, "coordinate_clip", 0):
+            raise ValueError(
+                "`optimizer` already clips coordinates (coordinate_clip="
+                f"{optimizer.coordinate_clip}): use its coordinate_clip or this wrapper, not both."
+            )
         name = name or "coordinate_clipping"
         if KERAS3:
             super().__init__(learning_rate=0.0, name=name)
         else:
             super().__init__(name=name)
         self.inner_optimizer = optimizer
+        if _REDUCES_IN_UPDATE_STEP:
+            self._skip_inner_all_reduce = _skip_all_reduce_while_flagged(optimizer)
         self.fraction = check_fraction("fraction", fraction)
         self.threshold_scale = check_threshold_scale("threshold_scale", threshold_scale)
         self.mode = check_mode("mode", mode)
@@ -234,13 +255,10 @@ class CoordinateClipping(OptimizerBase):
         self.inner_optimizer.finalize_variable_values(var_list)
 
     def get_config(self):
-        if KERAS3:
-            inner = keras.optimizers.serialize(self.inner_optimizer)
-        else:
-            inner = tf.keras.optimizers.serialize(self.inner_optimizer)
+        saving = keras.saving if KERAS3 else tf.keras.saving
         return {
             "name": self.name,
-            "optimizer": inner,
+            "optimizer": saving.serialize_keras_object(self.inner_optimizer),
             "fraction": self.fraction,
             "threshold_scale": self.threshold_scale,
             "mode": self.mode,
@@ -249,8 +267,10 @@ class CoordinateClipping(OptimizerBase):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        deserialize = keras.optimizers.deserialize if KERAS3 else tf.keras.optimizers.deserialize
-        inner = deserialize(config.pop("optimizer"), custom_objects=custom_objects)
+        # tf.keras 2.14's optimizers.deserialize returns the class name of a built-in
+        # optimizer's new-format config; the saving API returns the optimizer on both.
+        saving = keras.saving if KERAS3 else tf.keras.saving
+        inner = saving.deserialize_keras_object(config.pop("optimizer"), custom_objects=custom_objects)
         return cls(inner, **config)
 
     if KERAS3:
@@ -278,13 +298,12 @@ class CoordinateClipping(OptimizerBase):
                 )
                 for i, g in zip(present, reduced):
                     grads[i] = g
-                clipped = self._clip(grads)
-                inner = self.inner_optimizer
-                inner._all_reduce_sum_gradients = _already_reduced
+                flag = self._skip_inner_all_reduce
+                flag.on = True  # per replica thread
                 try:
-                    inner.apply(clipped, trainable_variables)
+                    self.inner_optimizer.apply(self._clip(grads), trainable_variables)
                 finally:
-                    del inner._all_reduce_sum_gradients
+                    flag.on = False
                 return
             self.inner_optimizer.apply(self._clip(grads), trainable_variables)
 
