@@ -70,7 +70,20 @@ def reap_worker_binaries(timeout=5.0):
             time.sleep(0.05)
         if not any(_alive(p) for p in pids):
             break
+    _forget_stopped_services(pids)
     return pids
+
+
+def _forget_stopped_services(pids):
+    """TFF's ServiceManager.__del__ would signal the worker again during interpreter shutdown
+    (and print an ignored exception): tell the managers their process is gone."""
+    if not pids:
+        return
+    import gc
+
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "ServiceManager" and getattr(getattr(obj, "_process", None), "pid", None) in pids:
+            obj._process = None
 
 
 def install_reaper():
