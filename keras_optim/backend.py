@@ -39,7 +39,12 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
         take=lambda x, indices, axis=None: (
             tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)
         ),
-        top_k=lambda x, k, sorted=True: tf.math.top_k(x, k, sorted=sorted),
+        logical_and=tf.logical_and,
+        max=lambda x, axis=None, keepdims=False: tf.reduce_max(x, axis, keepdims),
+        sum=lambda x, axis=None, keepdims=False: tf.reduce_sum(x, axis, keepdims),
+        while_loop=lambda cond, body, loop_vars, maximum_iterations=None: tf.while_loop(
+            cond, body, loop_vars, maximum_iterations=maximum_iterations
+        ),
     )
     OptimizerBase = tf.keras.optimizers.Optimizer
     register_serializable = tf.keras.utils.register_keras_serializable
