@@ -39,8 +39,12 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
         take=lambda x, indices, axis=None: (
             tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)
         ),
+        cond=lambda pred, true_fn, false_fn: tf.cond(pred, true_fn, false_fn),
         logical_and=tf.logical_and,
+        logical_not=tf.logical_not,
+        logical_or=tf.logical_or,
         max=lambda x, axis=None, keepdims=False: tf.reduce_max(x, axis, keepdims),
+        min=lambda x, axis=None, keepdims=False: tf.reduce_min(x, axis, keepdims),
         sum=lambda x, axis=None, keepdims=False: tf.reduce_sum(x, axis, keepdims),
         while_loop=lambda cond, body, loop_vars, maximum_iterations=None: tf.while_loop(
             cond, body, loop_vars, maximum_iterations=maximum_iterations

@@ -18,11 +18,15 @@ so the :math:`k` largest coordinates (about a fraction :math:`p`) are cut down t
 magnitude of the next one. The optimizers decide where the clipped gradient goes (Pan & Li:
 SGD's momentum; Adam's first moment only, the second moment sees the raw gradient).
 
-Two ways to find :math:`|g|_{(k)}`:
+Two ways to find :math:`|g|_{(k)}`, neither of which sorts (a sort of 10M values under XLA on
+CPU costs about 100 optimizer updates):
 
-- ``exact_threshold``: a selection (``top_k``) over the concatenation of all :math:`N`
-  magnitudes, from whichever end of the order is nearer. Cost grows like a sort of :math:`N`
-  values; on CPU under XLA it is far slower than the optimizer update itself at 10M.
+- ``exact_threshold``: ``select_descending`` over the concatenation of all :math:`N`
+  magnitudes: a bracketing search on the value that counts the magnitudes above one probe per
+  pass (secant steps on the counts, bisection as the safeguard), started from two order
+  statistics of the sample below. Exact, about 10 to 15 passes over the gradient (so about
+  3-4x an Adam update at 1M parameters and 10x at 10M, on CPU; see
+  ``benchmarks/coordinate_clip_step_time.py``).
 - ``sampled_threshold`` (the "fast" mode): the same order statistic of a sample of
   ``sample_size`` magnitudes, :math:`\hat\tau = c\,|s|_{(\lfloor S p \rfloor)}`. The sample is
   stratified (each variable contributes in proportion to its size) and, inside a variable, a
@@ -86,39 +90,90 @@ def _next_probe(lo, hi):
     return ops.where(lo < zero, zero, ops.where(lo == zero, from_zero, inside))
 
 
-def select_descending(values, rank):
+def select_descending(values, rank, guesses=()):
     """``sorted(values, descending)[rank]`` for a 1-D tensor of non-negative values, exactly,
-    without sorting: bisection on the value keeping
-    :math:`\#\{v > lo\} > \text{rank} \ge \#\{v > hi\}` until no representable number lies
-    between ``lo`` and ``hi``; then ``hi`` is a value of the tensor and the answer. Each step is
-    one fused compare-and-count pass over the values (about 35 in float32, 65 in float64),
-    which under XLA on CPU costs a small fraction of a sort.
+    without sorting.
+
+    A bracket ``lo < hi`` keeps :math:`c_{lo} = \#\{v > lo\} > k \ge c_{hi} = \#\{v > hi\}`
+    (:math:`k` = ``rank``); each step counts the values above one probe, in one fused pass, and
+    moves an end there. The probe interpolates the counts linearly between the ends (a
+    secant step on the empirical distribution, aimed between :math:`k` and :math:`k+1`), or
+    bisects (geometrically across orders of magnitude) when the last interpolation did not
+    halve :math:`c_{lo} - c_{hi}`. The search stops when :math:`c_{hi} = k` (the answer is the
+    largest value :math:`\le hi`), when :math:`c_{lo} = k + 1` (the smallest value
+    :math:`> lo`), or when no number lies between ``lo`` and ``hi`` (the answer is ``hi``); one
+    more masked max or min pass reads the answer off. ``guesses`` (e.g. order statistics of a
+    sample around the target) tighten the bracket before the search.
+
+    A NaN among the values gives NaN (clipping with it changes nothing).
     """
     size = static_size(values)
     count_dtype = "int32" if size < 2**31 else "int64"
-    hi = ops.max(values)
-    lo = hi * 0.0 - 1.0
+    k = ops.cast(rank, count_dtype)
+    top = ops.max(values)
+    lo, hi = top * 0.0 - 1.0, top
+    c_lo, c_hi = ops.cast(size, count_dtype), ops.cast(0, count_dtype)
+    for guess in guesses:
+        count = _count_above(values, guess, count_dtype)
+        high = count <= k
+        to_hi = ops.logical_and(high, guess < hi)
+        to_lo = ops.logical_and(ops.logical_not(high), guess > lo)
+        hi, c_hi = ops.where(to_hi, guess, hi), ops.where(to_hi, count, c_hi)
+        lo, c_lo = ops.where(to_lo, guess, lo), ops.where(to_lo, count, c_lo)
 
-    def not_done(lo, hi):
+    def searching(lo, hi, c_lo, c_hi, interpolate):
         probe = _next_probe(lo, hi)
-        return ops.logical_and(probe > lo, probe < hi)
+        room = ops.logical_and(probe > lo, probe < hi)
+        return ops.logical_and(room, ops.logical_and(c_hi != k, c_lo != k + 1))
 
-    def bisect(lo, hi):
-        probe = _next_probe(lo, hi)
-        probe_is_high = _count_above(values, probe, count_dtype) <= rank
-        return ops.where(probe_is_high, lo, probe), ops.where(probe_is_high, probe, hi)
+    def step(lo, hi, c_lo, c_hi, interpolate):
+        base = ops.maximum(lo, lo * 0.0)
+        share = (ops.cast(c_lo - k, lo.dtype) - 0.5) / ops.cast(c_lo - c_hi, lo.dtype)
+        secant = base + (hi - base) * share
+        usable = ops.logical_and(interpolate, ops.logical_and(secant > lo, secant < hi))
+        probe = ops.where(usable, secant, _next_probe(lo, hi))
+        count = _count_above(values, probe, count_dtype)
+        high = count <= k
+        new_lo, new_c_lo = ops.where(high, lo, probe), ops.where(high, c_lo, count)
+        new_hi, new_c_hi = ops.where(high, probe, hi), ops.where(high, count, c_hi)
+        halved = 2 * (new_c_lo - new_c_hi) <= c_lo - c_hi
+        return new_lo, new_hi, new_c_lo, new_c_hi, ops.logical_or(ops.logical_not(usable), halved)
 
-    _, hi = ops.while_loop(not_done, bisect, (lo, hi), maximum_iterations=256)
-    return hi
+    lo, hi, c_lo, c_hi, _ = ops.while_loop(
+        searching, step, (lo, hi, c_lo, c_hi, c_lo > 0), maximum_iterations=512
+    )
+    answer = ops.cond(
+        c_hi == k,
+        lambda: ops.max(ops.where(values <= hi, values, lo * 0.0 - 1.0)),
+        lambda: ops.cond(
+            c_lo == k + 1,
+            lambda: ops.min(ops.where(values > lo, values, top)),
+            lambda: hi,
+        ),
+    )
+    return ops.where(top == top, answer, top)  # NaN in, NaN out
 
 
-def exact_threshold(gradients, fraction, threshold_scale=1.0):
-    """:math:`\\tau = c\\,|g|_{(\\lfloor Np \\rfloor)}` over every coordinate of ``gradients``.
+def _sample_guesses(gradients, fraction, step, sample_size, dtype):
+    """Two order statistics of the lattice sample, about 3 standard deviations of the sample
+    rank on either side of :math:`\lfloor Sp \rfloor`: the exact search starts inside them."""
+    sample, sampled = _lattice_sample(gradients, step, sample_size, dtype)
+    rank = threshold_rank(sampled, fraction)
+    spread = int(math.ceil(3.0 * math.sqrt(sampled * fraction * (1.0 - fraction)))) + 1
+    upper, lower = max(rank - spread, 0), min(rank + spread, sampled - 1)
+    return select_descending(sample, lower), select_descending(sample, upper)
+
+
+def exact_threshold(gradients, fraction, threshold_scale=1.0, step=0,
+                    sample_size=FAST_SAMPLE_SIZE):
+    """:math:`\tau = c\,|g|_{(\lfloor Np \rfloor)}` over every coordinate of ``gradients``.
 
     Args:
       gradients: list of dense tensors (all trainable variables' gradients).
-      fraction: :math:`p \\in (0, 1]`, the fraction of coordinates to clip.
+      fraction: :math:`p \in (0, 1]`, the fraction of coordinates to clip.
       threshold_scale: :math:`c > 0`.
+      step, sample_size: the lattice sample (see ``sampled_threshold``) whose order statistics
+        start the search; the result does not depend on them.
 
     Returns:
       A scalar tensor, float64 if any gradient is float64, else float32.
@@ -129,7 +184,10 @@ def exact_threshold(gradients, fraction, threshold_scale=1.0):
     sizes = [static_size(g) for g in gradients]
     total = sum(sizes)
     magnitudes = ops.concatenate([_magnitudes(g, dtype) for g in gradients], axis=0)
-    tau = select_descending(magnitudes, threshold_rank(total, fraction))
+    guesses = ()
+    if total > sample_size:
+        guesses = _sample_guesses(gradients, fraction, step, sample_size, dtype)
+    tau = select_descending(magnitudes, threshold_rank(total, fraction), guesses)
     return tau * ops.cast(threshold_scale, dtype)
 
 
@@ -170,20 +228,12 @@ def _lattice_offset(step, size):
     return ops.mod(t * multiplier, size)
 
 
-def sampled_threshold(gradients, fraction, threshold_scale=1.0, step=0,
-                      sample_size=FAST_SAMPLE_SIZE):
-    """The fast mode: :math:`\\hat\\tau = c\\,|s|_{(\\lfloor Sp \\rfloor)}` over a stratified
-    lattice sample :math:`s` of ``sample_size`` magnitudes (see the module docstring).
-
-    ``step`` (an integer tensor, e.g. the optimizer's iteration count) moves the lattice; every
-    replica that sees the same step and gradients gets the same threshold.
-    """
-    dtype = threshold_dtype(gradients)
-    if fraction >= 1.0:
-        return ops.cast(0.0, dtype)
+def _lattice_sample(gradients, step, sample_size, dtype):
+    """The stratified lattice sample of the magnitudes and its size."""
     sizes = [static_size(g) for g in gradients]
+    plan = sample_plan(sizes, sample_size)
     pieces = []
-    for gradient, size, (count, stride) in zip(gradients, sizes, sample_plan(sizes, sample_size)):
+    for gradient, size, (count, stride) in zip(gradients, sizes, plan):
         if count == 0:
             continue
         magnitudes = _magnitudes(gradient, dtype)
@@ -194,7 +244,21 @@ def sampled_threshold(gradients, fraction, threshold_scale=1.0, step=0,
         indices = ops.mod(lattice + _lattice_offset(step, size), size)
         pieces.append(ops.take(magnitudes, indices, axis=0))
     sample = ops.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
-    sampled = sum(c for c, _ in sample_plan(sizes, sample_size))
+    return sample, sum(c for c, _ in plan)
+
+
+def sampled_threshold(gradients, fraction, threshold_scale=1.0, step=0,
+                      sample_size=FAST_SAMPLE_SIZE):
+    """The fast mode: :math:`\hat\tau = c\,|s|_{(\lfloor Sp \rfloor)}` over a stratified
+    lattice sample :math:`s` of ``sample_size`` magnitudes (see the module docstring).
+
+    ``step`` (an integer tensor, e.g. the optimizer's iteration count) moves the lattice; every
+    replica that sees the same step and gradients gets the same threshold.
+    """
+    dtype = threshold_dtype(gradients)
+    if fraction >= 1.0:
+        return ops.cast(0.0, dtype)
+    sample, sampled = _lattice_sample(gradients, step, sample_size, dtype)
     tau = select_descending(sample, threshold_rank(sampled, fraction))
     return tau * ops.cast(threshold_scale, dtype)
 
@@ -203,7 +267,7 @@ def global_threshold(gradients, fraction, threshold_scale=1.0, mode="exact", ste
                      sample_size=FAST_SAMPLE_SIZE):
     """The step's threshold by ``mode``: ``"exact"`` or ``"fast"`` (sampled)."""
     if mode == "exact":
-        return exact_threshold(gradients, fraction, threshold_scale)
+        return exact_threshold(gradients, fraction, threshold_scale, step, sample_size)
     if mode == "fast":
         return sampled_threshold(gradients, fraction, threshold_scale, step, sample_size)
     raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")

@@ -189,6 +189,39 @@ def test_exact_threshold_is_numpy_sort_at_floor_n_fraction(fraction):
     assert float(tau) == expected
 
 
+def _selection_cases():
+    rng = np.random.default_rng(9)
+    n = 3000
+    return {
+        "heavy tails": np.abs(rng.standard_t(2, size=n)),
+        "ties and zeros": np.repeat(np.abs(rng.normal(size=n // 50)), 50) * (rng.random(n) < 0.7),
+        "all zero": np.zeros(n),
+        "constant": np.full(n, 0.3),
+        # (TensorFlow flushes float32 subnormals to zero on CPU: tiny normal numbers here)
+        "60 orders of magnitude, tiny": 10.0 ** rng.uniform(-37, 23, size=n),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(_selection_cases()))
+def test_selection_without_sorting_equals_numpy_sort(case, dtype):
+    """First, middle and last ranks, with good, wrong and no starting guesses: the exact order
+    statistic (and the same under XLA)."""
+    values = _selection_cases()[case].astype(dtype)
+    ordered = np.sort(values)[::-1]
+    select = tf.function(clip_math.select_descending)
+    for rank in [0, 37, len(values) // 2, len(values) - 1]:
+        expected = ordered[rank]
+        near = (ordered[max(rank - 9, 0)], ordered[min(rank + 9, len(values) - 1)])
+        wrong = (ordered[min(rank + 900, len(values) - 1)] * 1.5, ordered[-1])
+        for guesses in [(), near, wrong]:
+            guesses = [tf.constant(g, dtype) for g in guesses]
+            got = select(tf.constant(values), tf.constant(rank), guesses).numpy()
+            assert got == expected, (rank, guesses)
+    compiled = tf.function(lambda v: clip_math.select_descending(v, 1234), jit_compile=True)
+    assert compiled(tf.constant(values)).numpy() == ordered[1234]
+
+
 def test_clip_keeps_small_coordinates_and_cuts_large_ones():
     g = tf.constant([-3.0, -1.0, 0.0, 0.5, 2.0, 1.0, np.nan, np.inf, -np.inf])
     clipped = clip_math.clip_by_threshold(g, 1.0).numpy()
