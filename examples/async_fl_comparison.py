@@ -47,10 +47,13 @@ SCHEMES = {
     "FedFix-0.8": ("fedfix", dict(delta_t=0.8)),
     "FedBuff-5": ("fedbuff", dict(buffer_size=5)),
     "FedBuff-10": ("fedbuff", dict(buffer_size=10)),
+    # Nguyen et al.'s FedBuff: a client restarts as soon as it hands in its update.
+    "FedBuff-5-KT": ("fedbuff-keep-training", dict(buffer_size=5)),
 }
 IDENTICAL_SCHEMES = ("Async", "FedFix-0.5", "FedBuff-5")
 COLORS = {"FedAvg": "black", "Async": "tab:red", "FedFix-0.2": "tab:blue", "FedFix-0.5": "tab:cyan",
-          "FedFix-0.8": "tab:purple", "FedBuff-5": "tab:orange", "FedBuff-10": "tab:brown"}
+          "FedFix-0.8": "tab:purple", "FedBuff-5": "tab:orange", "FedBuff-10": "tab:brown",
+          "FedBuff-5-KT": "tab:olive"}
 
 
 def run_name(dataset, clients, scenario, scheme, policy):
