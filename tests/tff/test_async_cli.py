@@ -143,3 +143,39 @@ def test_unknown_algorithm_exits_with_one_line(tmp_path):
     assert process.returncode == 2
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "fedsgd" in lines[0], stderr
+
+
+def test_help_explains_every_flag():
+    parser = fedfix.build_parser()
+    text = parser.format_help()
+    for action in parser._actions:
+        for flag in action.option_strings:
+            assert flag in text
+        assert action.help, f"{action.option_strings} has no help"
+
+
+@pytest.mark.parametrize("dataset,shape,classes", [("emnist", (28, 28, 1), 10), ("cifar100", (32, 32, 3), 100)])
+def test_real_datasets_on_generated_data(dataset, shape, classes, monkeypatch):
+    """The EMNIST / CIFAR-100 path of the command line (TFF's loaders need internet: here they
+    return small generated ClientData of the same element structure)."""
+    from tff_experiments.data import real
+    from tff_experiments.data.common import array_client_data
+
+    rng = np.random.default_rng(0)
+
+    def fake(num_clients):
+        return array_client_data({f"writer_{i}": {"x": rng.random((6,) + shape, dtype=np.float32),
+                                                  "y": rng.integers(0, classes, 6).astype(np.int32)}
+                                  for i in range(num_clients)})
+
+    loader = {"emnist": "emnist_client_data", "cifar100": "cifar100_client_data"}[dataset]
+    monkeypatch.setattr(real, loader, lambda *a, **k: (fake(12), fake(3)))
+    args = fedfix.check_arguments(fedfix.build_parser().parse_args(
+        ["--algorithm", "async", "--dataset", dataset, "--clients", "5", "--out", "unused"]))
+    client_data, ids, (x_test, y_test), builder = fedfix.load_data(args)
+    assert len(ids) == len(set(ids)) == 5 and set(ids) <= set(client_data.client_ids)
+    assert x_test.shape == (18,) + shape and y_test.shape == (18,)
+    assert builder(seed=0)(x_test[:2]).shape == (2, classes)
+    args.clients = 13
+    with pytest.raises(fedfix.UsageError, match="only 12 clients"):
+        fedfix.load_data(args)
