@@ -256,11 +256,12 @@ def _structured_gradients(seed):
 def test_fast_mode_rank_error_is_within_sampling_error(fraction):
     """The fast threshold clips k_hat coordinates where the exact one clips k = floor(N p):
     |k_hat - k| / k stays within 4 standard deviations of a random sample's,
-    sqrt((1 - p) / (p S)), on every one of several steps (the lattice moves each step)."""
+    sqrt((1 - p) / (p S)) (S = fast_sample_size(p): at most 5%), on every one of several steps
+    (the lattice moves each step)."""
     grads = _structured_gradients(0)
     magnitudes = np.abs(np.concatenate([g.ravel() for g in grads]))
     k = int(magnitudes.size * fraction)
-    tolerance = 4 * np.sqrt((1 - fraction) / (fraction * clip_math.FAST_SAMPLE_SIZE))
+    tolerance = 4 * np.sqrt((1 - fraction) / (fraction * clip_math.fast_sample_size(fraction)))
     thresholds = []
     for step in range(6):
         tau = float(clip_math.sampled_threshold([tf.constant(g) for g in grads], fraction,
