@@ -192,3 +192,50 @@ def test_mixed_float16_with_loss_scaling_trains(name):
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_sparse_embedding_gradient_gives_the_dense_result():
+    """Embedding gradients (tf.IndexedSlices) count as their dense form in the threshold."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(30, 4),
+         keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
+    )
+    tokens = tf.constant(np.random.default_rng(0).integers(0, 10, size=(6, 5)), tf.int32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(model(tokens)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)
+
+    def run(gradients, make):
+        variables = [tf.Variable(v.numpy()) for v in model.trainable_variables]
+        optimizer = make()
+        for _ in range(3):
+            optimizer.apply_gradients(zip(gradients, variables))
+        return [v.numpy() for v in variables]
+
+    dense_grads = [tf.convert_to_tensor(g) for g in grads]
+    for make in (lambda: keras_optim.Adam(0.01, coordinate_clip=0.2),
+                 lambda: keras_optim.CoordinateClipping(keras.optimizers.SGD(0.1), 0.2)):
+        for a, b in zip(run(grads, make), run(dense_grads, make)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(not hasattr(keras.optimizers.Optimizer, "_backend_update_step"),
+                    reason="Keras 3 gradient accumulation")
+def test_gradient_accumulation_clips_the_accumulated_gradient():
+    """Keras 3's gradient_accumulation_steps: the threshold is taken on the averaged gradient
+    of the update step, as the port on the averaged gradients."""
+    case = CASES["Adam-clip_half"]
+    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
+    optimizer = keras_optim.Adam(learning_rate=2**-7, coordinate_clip=0.5,
+                                 gradient_accumulation_steps=2)
+    port = PORTS.AdamClipPort(lr=2**-7, coordinate_clip=0.5)
+    params = [np.array(x) for x in case["initial"]]
+    grads = [[np.array(g) for g in step] for step in case["gradients"]]
+    for first, second in zip(grads[0::2], grads[1::2]):
+        for step in (first, second):
+            optimizer.apply_gradients(zip([tf.constant(g) for g in step], variables))
+        params, _ = port.step(params, [(a + b) / 2 for a, b in zip(first, second)])
+        for v, p in zip(variables, params):
+            np.testing.assert_allclose(v.numpy(), p, rtol=1e-9)
