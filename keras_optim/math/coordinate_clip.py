@@ -119,12 +119,13 @@ def select_descending(values, rank, guesses=()):
     more masked max or min pass reads the answer off. ``guesses`` (e.g. order statistics of a
     sample around the target) tighten the bracket before the search.
 
-    A NaN among the values gives NaN (clipping with it changes nothing).
+    A NaN or an infinity among the values gives an infinite result (clipping at it changes
+    nothing), the same eagerly and under XLA (whose max would skip NaN).
     """
     size = static_size(values)
     count_dtype = "int32" if size < 2**31 else "int64"
     k = ops.cast(rank, count_dtype)
-    top = ops.max(values)
+    top = ops.max(ops.where(values == values, values, float("inf")))  # NaN counts as +inf
     lo, hi = top * 0.0 - 1.0, top
     c_lo, c_hi = ops.cast(size, count_dtype), ops.cast(0, count_dtype)
     for guess in guesses:
@@ -165,7 +166,7 @@ def select_descending(values, rank, guesses=()):
             lambda: hi,
         ),
     )
-    return ops.where(top == top, answer, top)  # NaN in, NaN out
+    return ops.where(top < float("inf"), answer, top)  # non-finite in: no clipping
 
 
 def _sample_guesses(gradients, fraction, step, sample_size, dtype):
@@ -294,8 +295,10 @@ def clip_by_threshold(gradient, threshold):
     r""":math:`\operatorname{sign}(g_i)\min(|g_i|, \tau)`.
 
     Written as a selection so that coordinates at or under the threshold pass unchanged, a NaN
-    coordinate stays NaN (only there) and an infinite one is cut to :math:`\pm\tau`; the
-    authors' ``g*(|g|<t) + sign(g)*(|g|>=t)*t`` gives the same for every finite gradient.
+    coordinate stays NaN (only there) and an infinite threshold changes nothing; the authors'
+    ``g*(|g|<t) + sign(g)*(|g|>=t)*t`` gives the same for every finite gradient. (A NaN or
+    infinite gradient coordinate makes the exact threshold infinite: that step is not clipped,
+    and the non-finite value reaches the update as it would without clipping.)
     """
     tau = ops.cast(threshold, gradient.dtype)
     return ops.where(ops.abs(gradient) > tau, ops.sign(gradient) * tau, gradient)

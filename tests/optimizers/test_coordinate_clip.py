@@ -230,6 +230,25 @@ def test_clip_keeps_small_coordinates_and_cuts_large_ones():
     np.testing.assert_array_equal(clipped[7:], [1.0, -1.0])  # infinities are cut to the threshold
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_gradient_disables_clipping_for_that_step(bad):
+    """Eager and under XLA alike (XLA's max skips NaN): a NaN or infinite coordinate gives an
+    infinite exact threshold, so the step equals the unclipped optimizer's."""
+    grads = [np.array([[0.5, -3.0], [2.0, 0.1]]), np.array([bad, 1.0, -0.2])]
+    constants = [tf.constant(g) for g in grads]
+    assert np.isinf(clip_math.exact_threshold(constants, 0.25).numpy())
+    compiled = tf.function(lambda gs: clip_math.exact_threshold(gs, 0.25), jit_compile=True)
+    assert np.isinf(compiled(constants).numpy())
+    runs = []
+    for clip in (0.25, 0.0):
+        variables = [tf.Variable(np.ones_like(g)) for g in grads]
+        keras_optim.SGD(0.5, momentum=0.5, coordinate_clip=clip).apply_gradients(
+            zip(constants, variables))
+        runs.append([v.numpy() for v in variables])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_sample_plan_is_proportional_and_visits_distinct_coordinates():
     sizes = [512 * 256, 256, 256 * 128, 1280, 10, 1]
     plan = clip_math.sample_plan(sizes, 4096)
