@@ -108,7 +108,7 @@ def run_one(args, setting, scenario, scheme, policy):
         setting.builder, [setting.local.arrays(i) for i in range(clients)], setting.importance, setting.test,
         surrogate=schedule.effective_importance(), seed=args.seed,
         max_test_examples=2000 if setting.large else None,
-        max_examples_per_client=50 if setting.large else None)
+        max_examples_per_client=50 if setting.large else None, per_client=True)
     start = time.perf_counter()
     state = driver.initial_state()
     rows = [dict(step=0, time=0.0, **evaluate(driver.model_weights(state)))]
@@ -203,7 +203,7 @@ def plot(runs, figures, prefix):
             fig, axes = plt.subplots(2, len(scenarios), figsize=(5.5 * len(scenarios), 7.5), squeeze=False,
                                      sharex=True)
             for col, scenario in enumerate(scenarios):
-                for run in group:
+                for run in sorted(group, key=lambda r: list(SCHEMES).index(r["scheme"])):
                     if run["scenario"] != scenario or run["policy"] != "weight":
                         continue
                     t = [r["time"] for r in run["rows"]]
@@ -227,7 +227,8 @@ def plot(runs, figures, prefix):
             drift = [r for r in group if r["scheme"] in IDENTICAL_SCHEMES and r["scenario"] == "F-80"]
             if {r["policy"] for r in drift} == {"weight", "identical"}:
                 schemes = [s for s in IDENTICAL_SCHEMES if any(r["scheme"] == s for r in drift)]
-                fig, axes = plt.subplots(1, len(schemes) + 1, figsize=(4.4 * (len(schemes) + 1), 3.8))
+                fig, axes = plt.subplots(1, len(schemes) + 2, figsize=(4.2 * (len(schemes) + 2), 3.8))
+                axes = list(axes)
                 for ax, scheme in zip(axes, schemes):
                     for run in drift:
                         if run["scheme"] != scheme:
@@ -244,15 +245,26 @@ def plot(runs, figures, prefix):
                     ax.grid(alpha=0.3)
                 axes[0].set_ylabel("loss on the clients' data")
                 axes[0].legend(fontsize=7)
-                ax = axes[-1]
-                tau = np.array(drift[0]["mean_times"])
+                speed = 1 / np.array(drift[0]["mean_times"])
+                ax = axes[-2]
                 for run in drift:
                     ls = "-" if run["policy"] == "weight" else "--"
-                    ax.plot(1 / tau, run["effective_importance"], ls, marker="o", ms=3,
+                    ax.plot(speed, run["effective_importance"], ls, marker="o", ms=3,
                             color=COLORS[run["scheme"]], label=f"{run['scheme']} {run['policy']}")
                 ax.axhline(1 / clients, color="black", lw=0.8, label="p_i (uniform)")
                 ax.set_xlabel(r"client speed $1/\tau_i$")
                 ax.set_ylabel(r"share of aggregation weight $r_i$")
+                ax.legend(fontsize=6)
+                ax.grid(alpha=0.3)
+                ax = axes[-1]
+                for run in drift:
+                    ls = "-" if run["policy"] == "weight" else "--"
+                    if "client_loss" in run["rows"][-1]:  # the final F_i of every client
+                        ax.plot(speed, run["rows"][-1]["client_loss"], ls, marker="o", ms=3,
+                                color=COLORS[run["scheme"]], label=f"{run['scheme']} {run['policy']}")
+                ax.set_xlabel(r"client speed $1/\tau_i$")
+                ax.set_ylabel(r"final client loss $F_i$")
+                ax.set_yscale("log")
                 ax.legend(fontsize=6)
                 ax.grid(alpha=0.3)
                 fig.tight_layout()

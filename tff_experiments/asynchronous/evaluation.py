@@ -59,10 +59,11 @@ class GlobalEvaluator:
       importance: :math:`p_i`; ``surrogate``: :math:`r_i` (optional).
       test: ``(x_test, y_test)`` held-out arrays.
       max_test_examples, max_examples_per_client: fixed, seeded subsamples (for big data).
+      per_client: also return ``client_loss``, the list of the :math:`F_i`.
     """
 
     def __init__(self, keras_builder, client_arrays, importance, test, surrogate=None,
-                 max_test_examples=None, max_examples_per_client=None, seed=0):
+                 max_test_examples=None, max_examples_per_client=None, seed=0, per_client=False):
         rng = np.random.default_rng(seed)
         self.keras_builder = keras_builder
         x_test, y_test = test
@@ -79,6 +80,7 @@ class GlobalEvaluator:
         self.num_clients = len(client_arrays)
         self.importance = np.asarray(importance, dtype=np.float64)
         self.surrogate = None if surrogate is None else np.asarray(surrogate, dtype=np.float64)
+        self.per_client = per_client
 
     def __call__(self, weights):
         metrics = {}
@@ -93,4 +95,6 @@ class GlobalEvaluator:
         metrics["federated_accuracy"] = float(self.importance @ client_accuracy)
         if self.surrogate is not None:
             metrics["surrogate_loss"] = float(self.surrogate @ client_loss)
+        if self.per_client:
+            metrics["client_loss"] = client_loss.tolist()
         return metrics
