@@ -3,8 +3,6 @@
 Independent of ``tff_experiments.robust`` (loops and sorts, float64), to hold the TensorFlow
 functions against. See the docstrings there for the equations and references.
 """
-import math
-
 import numpy as np
 
 
@@ -162,4 +160,4 @@ def is_close_to_some_row(vector, rows, tol=1e-5):
     return any(np.allclose(vector, r, rtol=tol, atol=tol) for r in rows)
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("math", "np")]
+__all__ = [name for name in dir() if not name.startswith("_") and name != "np"]

@@ -5,13 +5,10 @@ digits (650 weights), batch 5, a few steps. The port computes the softmax cross-
 gradient by hand (plus the authors' l2 term lambda ||theta||), the momentum, the half step, the
 attack and the mixing, in float64.
 """
-import collections
-
 import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow_federated")
-import tensorflow as tf  # noqa: E402
 
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import robust_numpy_ports as ports  # noqa: E402
