@@ -145,8 +145,11 @@ IMAGE_OPTIMIZERS = ("SGD-momentum", "Adam", "AdaBelief", "diffGrad")
 PAPER_LEARNING_RATES = {"SGD-momentum": 0.1, "Adam": 1e-3, "AdaBelief": 1e-3, "diffGrad": 1e-3}
 
 
-def image_classification_optimizer(name, learning_rate):
-    """The papers' optimizer ``name``; ``learning_rate`` is a float or a Keras schedule."""
+def image_classification_optimizer(name, learning_rate, adabelief_epsilon=1e-8):
+    """The papers' optimizer ``name``; ``learning_rate`` is a float or a Keras schedule.
+
+    ``adabelief_epsilon``: the papers' 1e-8 by default; the authors' later releases use 1e-16.
+    """
     import keras_optim
 
     if name == "SGD-momentum":
@@ -154,7 +157,8 @@ def image_classification_optimizer(name, learning_rate):
     if name == "Adam":
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
     if name == "AdaBelief":
-        return keras_optim.AdaBelief(learning_rate=learning_rate, epsilon=1e-8, rectify=False)
+        return keras_optim.AdaBelief(learning_rate=learning_rate, epsilon=adabelief_epsilon,
+                                     rectify=False)
     if name == "diffGrad":
         return keras_optim.DiffGrad(learning_rate=learning_rate, epsilon=1e-8)
     raise ValueError(f"unknown optimizer {name!r}; choose from {IMAGE_OPTIMIZERS}")

@@ -61,7 +61,8 @@ def train_one(name, data, seed, args):
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch_size))
     lr = args.lr_scale * common.PAPER_LEARNING_RATES[name]
     schedule = common.step_decay(lr, steps_per_epoch, [args.decay_epoch] if args.decay_epoch else [])
-    model.compile(optimizer=common.image_classification_optimizer(name, schedule),
+    model.compile(optimizer=common.image_classification_optimizer(
+                      name, schedule, adabelief_epsilon=args.adabelief_epsilon),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     start = time.perf_counter()
@@ -125,6 +126,9 @@ def build_parser():
                         help="L2 coefficient, added to the gradient as in PyTorch")
     parser.add_argument("--lr-scale", type=float, default=1.0,
                         help="multiplies every optimizer's paper learning rate")
+    parser.add_argument("--adabelief-epsilon", type=float, default=1e-8,
+                        help="AdaBelief's epsilon (the papers' 1e-8; adabelief-pytorch>=0.1: "
+                             "1e-16)")
     parser.add_argument("--optimizers", nargs="+", default=list(common.IMAGE_OPTIMIZERS),
                         choices=common.IMAGE_OPTIMIZERS)
     common.add_common_arguments(parser, "3 epochs, 2 seeds (the tests' size)")
@@ -156,7 +160,8 @@ def main(argv=None):
         out_dir, "digits_comparison",
         f"Small CNN on scikit-learn digits ({len(data[0])} train / {len(data[1])} test images, "
         f"split seed {SPLIT_SEED}), {args.epochs} epochs, batch {args.batch_size}, lr x0.1 after "
-        f"epoch {args.decay_epoch}, weight decay {args.weight_decay}, {args.seeds} seeds",
+        f"epoch {args.decay_epoch}, weight decay {args.weight_decay}, AdaBelief eps "
+        f"{args.adabelief_epsilon:g}, {args.seeds} seeds",
         ["optimizer", "final test acc. mean (%)", "std", "min", "max", "best-epoch acc. mean",
          "final train loss"], summarize(results))
     plot(results, args, out_dir)

@@ -298,7 +298,7 @@ def plot_2d(results, out_dir):
         ax.legend(fontsize=8, loc="lower left")
     fig.suptitle("Trajectories on 2-D test functions (contours: log(1 + f - min f))")
     fig.tight_layout()
-    return common.save_figure(fig, out_dir, "synthetic_2d")
+    return common.save_figure(fig, out_dir, "synthetic_2d", dpi=90)
 
 
 def build_parser():
