@@ -10,7 +10,7 @@ learning rate x0.1 at 3/4 of the epochs (the papers: epoch 150 of 200).
 Prints the final test accuracy of each optimizer (mean, standard deviation, min, max over the
 seeds) and saves the mean curves with a band of one standard deviation.
 
-    .venv/bin/python -m examples.digits_comparison            # ~3 minutes on 2 CPU cores
+    .venv/bin/python -m examples.digits_comparison            # ~3-4 minutes on 2 CPU cores
     .venv/bin/python -m examples.digits_comparison --quick    # seconds (the tests' size)
 """
 import argparse
