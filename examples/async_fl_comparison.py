@@ -153,6 +153,18 @@ def instability(run, last_fraction=0.5):
     return float(np.mean(np.abs(np.diff(acc)))) if len(acc) > 1 else 0.0
 
 
+def slow_fast_ratio(run):
+    """Mean loss :math:`F_i` of the slowest half of the clients over that of the fastest half
+    (client 0 is the slowest), averaged over the evaluations of the second half of the run:
+    about 1 when the model serves all clients alike, above 1 when it favours the fast ones."""
+    rows = [r for r in run["rows"] if r["time"] >= run["horizon"] / 2 and "client_loss" in r]
+    if not rows:
+        return None
+    losses = np.mean([r["client_loss"] for r in rows], axis=0)
+    half = len(losses) // 2
+    return float(losses[:half].mean() / losses[-half:].mean())
+
+
 def summarize(runs):
     """A markdown table per (dataset, M, scenario), and the data for the JSON summary."""
     lines, table = [], []
@@ -165,8 +177,9 @@ def summarize(runs):
                   f"Time to reach {'95% of FedAvg final accuracy' if target else '-'}"
                   + (f" ({target:.3f})" if target else ""), "",
                   "| scheme | policy | server steps | mean staleness | final test acc | best test acc "
-                  "| time to target | instability | final federated loss | final surrogate loss |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| time to target | instability | final federated loss | final surrogate loss "
+                  "| slow/fast loss |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         order = list(SCHEMES)
         for run in sorted(group, key=lambda r: (r["policy"] != "weight", order.index(r["scheme"]))):
             last = run["rows"][-1]
@@ -177,13 +190,15 @@ def summarize(runs):
                          best_test_accuracy=max(r["test_accuracy"] for r in run["rows"]),
                          time_to_target=reach, instability=instability(run),
                          final_federated_loss=last["federated_loss"],
-                         final_surrogate_loss=last.get("surrogate_loss"))
+                         final_surrogate_loss=last.get("surrogate_loss"),
+                         slow_fast_loss_ratio=slow_fast_ratio(run))
             table.append(entry)
             lines.append(
                 f"| {run['scheme']} | {run['policy']} | {run['server_steps']} | {run['mean_staleness']:.2f} "
                 f"| {entry['final_test_accuracy']:.3f} | {entry['best_test_accuracy']:.3f} "
                 f"| {'never' if math.isinf(reach) else f'{reach:.1f}'} | {entry['instability']:.4f} "
-                f"| {entry['final_federated_loss']:.3f} | {entry['final_surrogate_loss']:.3f} |")
+                f"| {entry['final_federated_loss']:.3f} | {entry['final_surrogate_loss']:.3f} "
+                f"| {'-' if entry['slow_fast_loss_ratio'] is None else format(entry['slow_fast_loss_ratio'], '.2f')} |")
         lines.append("")
     return "\n".join(lines), table
 
@@ -257,16 +272,16 @@ def plot(runs, figures, prefix):
                 ax.legend(fontsize=6)
                 ax.grid(alpha=0.3)
                 ax = axes[-1]
-                for run in drift:
-                    ls = "-" if run["policy"] == "weight" else "--"
-                    if "client_loss" in run["rows"][-1]:  # the final F_i of every client
-                        ax.plot(speed, run["rows"][-1]["client_loss"], ls, marker="o", ms=3,
-                                color=COLORS[run["scheme"]], label=f"{run['scheme']} {run['policy']}")
-                ax.set_xlabel(r"client speed $1/\tau_i$")
-                ax.set_ylabel(r"final client loss $F_i$")
-                ax.set_yscale("log")
-                ax.legend(fontsize=6)
-                ax.grid(alpha=0.3)
+                bars = [(run["scheme"], run["policy"], slow_fast_ratio(run)) for run in drift]
+                bars = sorted((b for b in bars if b[2] is not None),
+                              key=lambda b: (list(SCHEMES).index(b[0]), b[1] != "weight"))
+                for k, (scheme, policy, ratio) in enumerate(bars):
+                    ax.bar(k, ratio, color=COLORS[scheme], hatch="" if policy == "weight" else "//",
+                           edgecolor="black", lw=0.5)
+                ax.set_xticks(range(len(bars)), [f"{b[0]}\n{b[1]}" for b in bars], fontsize=6)
+                ax.axhline(1.0, color="black", lw=0.8)
+                ax.set_ylabel("loss of the slowest half / fastest half")
+                ax.set_title("who the model serves", fontsize=9)
                 fig.tight_layout()
                 path = os.path.join(figures, f"{prefix}{dataset}_M{clients}_policy.png")
                 fig.savefig(path, dpi=110)
