@@ -8,6 +8,8 @@ import types
 
 import keras  # noqa: F401  (Keras 3, or tf.keras 2.x where keras is 2.x)
 
+from keras_optim import validation
+
 KERAS3 = int(keras.__version__.split(".")[0]) >= 3
 
 if KERAS3:
@@ -111,6 +113,9 @@ class SlotOptimizer(OptimizerBase):
     """
 
     def __init__(self, learning_rate, name, **kwargs):
+        # The base arguments are checked here, once, so every subclass raises the same errors.
+        validation.check_learning_rate(learning_rate)
+        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
         if KERAS3:
             super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         else:

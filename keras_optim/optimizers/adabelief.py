@@ -56,8 +56,6 @@ class AdaBelief(CoordinateClipMixin, SlotOptimizer):
         name="adabelief",
         **kwargs,
     ):
-        validation.check_learning_rate(learning_rate)
-        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = validation.check_beta("beta_1", beta_1)
         self.beta_2 = validation.check_beta("beta_2", beta_2)

@@ -36,8 +36,6 @@ class Adam(CoordinateClipMixin, SlotOptimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, coordinate_clip=0.0, clip_threshold_scale=1.0,
                  clip_mode="exact", name="adam", **kwargs):
-        validation.check_learning_rate(learning_rate)
-        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = validation.check_beta("beta_1", beta_1)
         self.beta_2 = validation.check_beta("beta_2", beta_2)

@@ -33,8 +33,6 @@ class SGD(CoordinateClipMixin, SlotOptimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, coordinate_clip=0.0,
                  clip_threshold_scale=1.0, clip_mode="exact", name="SGD", **kwargs):
-        validation.check_learning_rate(learning_rate)
-        validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.momentum = validation.check_real("momentum", momentum, low=0.0, high=1.0)
         self.nesterov = validation.check_bool("nesterov", nesterov)

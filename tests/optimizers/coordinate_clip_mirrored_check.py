@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import keras_optim  # noqa: E402
 from keras_optim.backend import keras  # noqa: E402
+from tests.optimizers.training import fit_weights  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location(
@@ -78,26 +79,11 @@ def per_replica_check(make_optimizer, make_port, dtype="float64"):
     return worst
 
 
-def train(strategy):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential(
-            [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2)]
-        )
-        model.compile(
-            optimizer=keras_optim.Adam(learning_rate=0.01, coordinate_clip=0.2),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, verbose=0)
-    return model.get_weights()
-
-
 result = {"replicas": STRATEGY.num_replicas_in_sync, "per_replica": {}}
 for name, (make_optimizer, make_port) in CASES.items():
     result["per_replica"][name] = per_replica_check(make_optimizer, make_port)
-two, one = train(STRATEGY), train(tf.distribute.get_strategy())
+make_adam = lambda: keras_optim.Adam(learning_rate=0.01, coordinate_clip=0.2)  # noqa: E731
+two = fit_weights(make_adam, STRATEGY, epochs=2)
+one = fit_weights(make_adam, tf.distribute.get_strategy(), epochs=2)
 result["fit"] = max(float(np.max(np.abs(a - b))) for a, b in zip(two, one))
 print(json.dumps(result))

@@ -18,6 +18,7 @@ import keras_optim
 from keras_optim.backend import KERAS3, keras
 from keras_optim.math import coordinate_clip as clip_math
 from tests.conftest import HERE as TESTS, load_fixture
+from tests.optimizers.training import apply_eagerly, xla_applier
 
 FIXTURE = load_fixture("coordinate_clip_reference.json")
 CASES = {f"{c['optimizer']}-{c['name']}": c for c in FIXTURE["cases"]}
@@ -54,26 +55,9 @@ def _run(case, apply_step, **override):
             )
 
 
-def _eager(optimizer, grads, variables):
-    optimizer.apply_gradients(zip(grads, variables))
-
-
-def _xla():
-    compiled = {}
-
-    def step(optimizer, grads, variables):
-        if "fn" not in compiled:
-            compiled["fn"] = tf.function(
-                lambda gs: optimizer.apply_gradients(zip(gs, variables)), jit_compile=True
-            )
-        compiled["fn"](grads)
-
-    return step
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_port_of_authors_code_every_step(name):
-    _run(CASES[name], _eager)
+    _run(CASES[name], apply_eagerly)
 
 
 @pytest.mark.parametrize(
@@ -81,13 +65,13 @@ def test_matches_port_of_authors_code_every_step(name):
              "AdaBelief-clip_half_rectify", "DiffGrad-clip_quarter"],
 )
 def test_matches_port_inside_xla(name):
-    _run(CASES[name], _xla())
+    _run(CASES[name], xla_applier())
 
 
 @pytest.mark.parametrize("name", ["SGD-momentum_clip_tenth", "Adam-clip_third_scaled"])
 def test_fast_mode_is_exact_when_the_model_fits_in_the_sample(name):
     """30 coordinates <= the sample size: the sample is every coordinate."""
-    _run(CASES[name], _xla(), clip_mode="fast")
+    _run(CASES[name], xla_applier(), clip_mode="fast")
 
 
 @pytest.mark.skipif(KERAS3, reason="tf.keras 2.x optimizers only")

@@ -13,31 +13,9 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import keras
 from tests.optimizers.test_coordinate_clip import CASES, PORTS
+from tests.optimizers.training import compile_model, small_model, toy_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def small_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
-    )
-
-
-def toy_data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0).astype("int32")
-    return x, y
-
-
-def compile_model(model, optimizer, **kwargs):
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        **kwargs,
-    )
-    return model
 
 
 OPTIMIZERS = {

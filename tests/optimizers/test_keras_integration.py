@@ -12,6 +12,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from tests.optimizers.numpy_ports import NumpyAdaBelief
+from tests.optimizers.training import compile_model, small_model, toy_data
 
 OPTIMIZERS = {
     "AdaBelief": dict(learning_rate=0.01, epsilon=1e-12, amsgrad=True),
@@ -22,30 +23,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def make_optimizer(name, **extra):
     return getattr(keras_optim, name)(**{**OPTIMIZERS[name], **extra})
-
-
-def small_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
-    )
-
-
-def toy_data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0).astype("int32")
-    return x, y
-
-
-def compile_model(model, optimizer, **kwargs):
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        **kwargs,
-    )
-    return model
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

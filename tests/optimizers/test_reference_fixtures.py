@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_optim
 from tests.conftest import load_fixture
+from tests.optimizers.training import apply_eagerly, xla_applier
 
 FIXTURE = load_fixture("optimizer_reference.json")
 CASES = {f"{c['optimizer']}-{c['name']}": c for c in FIXTURE["cases"]}
@@ -28,28 +29,15 @@ def _run(case, apply_step):
             )
 
 
-def _eager(optimizer, grads, variables):
-    optimizer.apply_gradients(zip(grads, variables))
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_authors_code_every_step(name):
-    _run(CASES[name], _eager)
+    _run(CASES[name], apply_eagerly)
 
 
 @pytest.mark.parametrize("name", ["AdaBelief-defaults", "AdaBelief-amsgrad_rectify", "DiffGrad-defaults"])
 def test_matches_authors_code_inside_xla(name):
     """The whole update compiled by XLA gives the same trajectory."""
-    compiled = {}
-
-    def xla_step(optimizer, grads, variables):
-        if "fn" not in compiled:
-            compiled["fn"] = tf.function(
-                lambda gs: optimizer.apply_gradients(zip(gs, variables)), jit_compile=True
-            )
-        compiled["fn"](grads)
-
-    _run(CASES[name], xla_step)
+    _run(CASES[name], xla_applier())
 
 
 @pytest.mark.skipif(keras_optim.KERAS3, reason="tf.keras 2.x optimizers only")

@@ -1,33 +1,24 @@
 """``python -m tff_experiments.fedfix``: outputs, exact resume after a kill, export, one-line errors."""
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 tff = pytest.importorskip("tensorflow_federated")
-import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import fedfix  # noqa: E402
 from tff_experiments.program.errors import run_cli  # noqa: E402
+from tests.tff import cli_runs  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--algorithm", "async", "--dataset", "digits", "--model", "logistic", "--clients", "5",
         "--scenario", "F-80", "--horizon", "3", "--local-steps", "2", "--batch-size", "16",
         "--eval-every", "0.5"]
 
 
-def cli(args, **kwargs):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "tff_experiments.fedfix", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+def cli(args):
+    return cli_runs.start("tff_experiments.fedfix", args)
 
 
 def read_csv(path):
@@ -69,32 +60,11 @@ def test_outputs(uninterrupted):
     np.testing.assert_allclose(served["logits"].numpy(), keras_model(x).numpy(), rtol=1e-6)
 
 
-def _kill_with_children(process):
-    children = psutil.Process(process.pid).children(recursive=True)  # TFF's worker_binary
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    for child in children:
-        try:
-            child.kill()
-            child.wait(5)
-        except psutil.NoSuchProcess:
-            pass
-
-
 def test_killed_run_resumes_exactly(uninterrupted, tmp_path):
     reference, _, _ = uninterrupted
     out = tmp_path / "run"
     args = TINY + ["--out", str(out), "--checkpoint-every", "4", "--no-progress"]
-    process = cli(args)
-    try:
-        deadline = time.monotonic() + 240
-        while not [p for p in (out / "checkpoints").glob("step_*") if p.name[5:].isdigit() and int(p.name[5:]) >= 8]:
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before the kill: nothing to test"
-    finally:
-        _kill_with_children(process)
+    cli_runs.kill_after_checkpoint(cli(args), out, step=8)
     assert not (out / "model").exists()
 
     process = cli(args)
@@ -102,10 +72,7 @@ def test_killed_run_resumes_exactly(uninterrupted, tmp_path):
     assert process.returncode == 0, stderr[-3000:]
     assert read_csv(out / "events.csv") == read_csv(reference / "events.csv")
     assert read_csv(out / "metrics.csv") == read_csv(reference / "metrics.csv")
-    want = tf.keras.models.load_model(reference / "model" / "model.keras").get_weights()
-    got = tf.keras.models.load_model(out / "model" / "model.keras").get_weights()
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
+    cli_runs.assert_same_exported_weights(out, reference)
 
 
 def test_resume_with_other_settings_is_refused(uninterrupted, capfd):

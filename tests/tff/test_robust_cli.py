@@ -1,25 +1,18 @@
 """``python -m tff_experiments.monna``: outputs, exact resume after a kill, export, one-line errors."""
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 tff = pytest.importorskip("tensorflow_federated")
-import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import monna  # noqa: E402
 from tff_experiments.program.errors import run_cli  # noqa: E402
+from tests.tff import cli_runs  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--machines", "7", "--byzantine", "2", "--rule", "nna", "--attack", "alie", "--model", "logistic",
         "--batch-size", "8", "--steps", "40", "--eval-every", "5", "--lr-decay", "10", "--lr-decay-delta", "10",
         "--alpha", "1"]
@@ -27,9 +20,7 @@ WALL_CLOCK_COLUMNS = ("step_seconds",)
 
 
 def cli(args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "tff_experiments.monna", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return cli_runs.start("tff_experiments.monna", args)
 
 
 def metrics_without_wall_clock(path):
@@ -77,42 +68,18 @@ def test_savedmodel_is_the_chosen_honest_machine(uninterrupted):
     assert accuracy == pytest.approx(summary["final_accuracies"][3], abs=1e-9)
 
 
-def _kill_with_children(process):
-    children = psutil.Process(process.pid).children(recursive=True)  # TFF's worker_binary
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    for child in children:
-        try:
-            child.kill()
-            child.wait(5)
-        except psutil.NoSuchProcess:
-            pass
-
-
 def test_killed_run_resumes_exactly(uninterrupted, tmp_path):
     reference, _, _ = uninterrupted
     out = tmp_path / "run"
     args = TINY + ["--out", str(out), "--checkpoint-every", "5", "--no-progress", "--export-machine", "3"]
-    process = cli(args)
-    try:
-        deadline = time.monotonic() + 240
-        while not [p for p in (out / "checkpoints").glob("step_*") if p.name[5:].isdigit() and int(p.name[5:]) >= 10]:
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.02)
-        assert process.poll() is None, "the run ended before the kill: nothing to test"
-    finally:
-        _kill_with_children(process)
+    cli_runs.kill_after_checkpoint(cli(args), out, step=10)
     assert not (out / "summary.json").exists()
 
     process = cli(args)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     assert metrics_without_wall_clock(out / "metrics.csv") == metrics_without_wall_clock(reference / "metrics.csv")
-    want = tf.keras.models.load_model(reference / "model" / "model.keras").get_weights()
-    got = tf.keras.models.load_model(out / "model" / "model.keras").get_weights()
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
+    cli_runs.assert_same_exported_weights(out, reference)
     summary, reference_summary = (json.loads((p / "summary.json").read_text()) for p in (out, reference))
     assert summary["final_accuracies"] == reference_summary["final_accuracies"]
 

@@ -1,0 +1,57 @@
+"""Shared by the optimizer tests: a toy model and data, and ways to apply one optimizer step
+(eagerly, or compiled whole by XLA)."""
+import numpy as np
+import tensorflow as tf
+
+from keras_optim.backend import keras
+
+
+def small_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+    )
+
+
+def toy_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def compile_model(model, optimizer, **kwargs):
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        **kwargs,
+    )
+    return model
+
+
+def fit_weights(make_optimizer, strategy, epochs=3):
+    """Weights after `fit` of the toy model built in `strategy`'s scope."""
+    x, y = toy_data()
+    with strategy.scope():
+        model = compile_model(small_model(), make_optimizer())
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=epochs, verbose=0)
+    return model.get_weights()
+
+
+def apply_eagerly(optimizer, grads, variables):
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+def xla_applier():
+    """A step function that compiles `apply_gradients` with XLA on its first call."""
+    compiled = {}
+
+    def step(optimizer, grads, variables):
+        if "fn" not in compiled:
+            compiled["fn"] = tf.function(
+                lambda gs: optimizer.apply_gradients(zip(gs, variables)), jit_compile=True
+            )
+        compiled["fn"](grads)
+
+    return step
