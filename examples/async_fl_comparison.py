@@ -95,6 +95,7 @@ class Setting:
 def run_one(args, setting, scenario, scheme, policy):
     from tff_experiments.asynchronous import AsynchronousDriver, ClientTimes, build_schedule
     from tff_experiments.asynchronous.evaluation import GlobalEvaluator
+    from tff_experiments.program.progress import VirtualTimeProgress
 
     algorithm, kwargs = SCHEMES[scheme]
     clients = setting.local.num_clients
@@ -114,14 +115,16 @@ def run_one(args, setting, scenario, scheme, policy):
     rows = [dict(step=0, time=0.0, **evaluate(driver.model_weights(state)))]
     next_eval = args.eval_every
     staleness = []
-    while state.next_step < len(schedule):
-        state, record = driver.run_step(state)
-        staleness.extend(record.step.staleness())
-        now = record.step.time
-        if now >= next_eval - 1e-9 or state.next_step == len(schedule):
-            rows.append(dict(step=state.next_step, time=now, **evaluate(driver.model_weights(state))))
-            while next_eval <= now + 1e-9:
-                next_eval += args.eval_every
+    with VirtualTimeProgress(args.horizon, desc=f"{scheme} {policy} M={clients} {scenario}") as bar:
+        while state.next_step < len(schedule):
+            state, record = driver.run_step(state)
+            staleness.extend(record.step.staleness())
+            now = record.step.time
+            if now >= next_eval - 1e-9 or state.next_step == len(schedule):
+                rows.append(dict(step=state.next_step, time=now, **evaluate(driver.model_weights(state))))
+                while next_eval <= now + 1e-9:
+                    next_eval += args.eval_every
+                bar.advance_to(now, acc=f"{rows[-1]['test_accuracy']:.3f}")
     return {
         "dataset": args.dataset, "clients": clients, "scenario": scenario, "scheme": scheme,
         "policy": policy, "horizon": args.horizon, "server_steps": len(schedule),
