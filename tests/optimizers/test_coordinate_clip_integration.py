@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import keras
 from tests.optimizers.test_coordinate_clip import CASES, PORTS
-from tests.optimizers.training import compile_model, small_model, toy_data
+from tests.optimizers.training import compile_model, embedding_gradients, small_model, toy_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -174,24 +174,8 @@ def test_mixed_float16_with_loss_scaling_trains(name):
 
 def test_sparse_embedding_gradient_gives_the_dense_result():
     """Embedding gradients (tf.IndexedSlices) count as their dense form in the threshold."""
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(30, 4),
-         keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
-    )
-    tokens = tf.constant(np.random.default_rng(0).integers(0, 10, size=(6, 5)), tf.int32)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(model(tokens)))
-    grads = tape.gradient(loss, model.trainable_variables)
+    _, grads, run = embedding_gradients()
     assert isinstance(grads[0], tf.IndexedSlices)
-
-    def run(gradients, make):
-        variables = [tf.Variable(v.numpy()) for v in model.trainable_variables]
-        optimizer = make()
-        for _ in range(3):
-            optimizer.apply_gradients(zip(gradients, variables))
-        return [v.numpy() for v in variables]
-
     dense_grads = [tf.convert_to_tensor(g) for g in grads]
     for make in (lambda: keras_optim.Adam(0.01, coordinate_clip=0.2),
                  lambda: keras_optim.CoordinateClipping(keras.optimizers.SGD(0.1), 0.2)):

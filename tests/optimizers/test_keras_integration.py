@@ -12,7 +12,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from tests.optimizers.numpy_ports import NumpyAdaBelief
-from tests.optimizers.training import compile_model, small_model, toy_data
+from tests.optimizers.training import compile_model, embedding_gradients, small_model, toy_data
 
 OPTIMIZERS = {
     "AdaBelief": dict(learning_rate=0.01, epsilon=1e-12, amsgrad=True),
@@ -99,26 +99,10 @@ def test_jit_compiled_training_matches_eager_training(name):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_sparse_embedding_gradient_gives_the_dense_update(name):
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(30, 4),
-         keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
-    )
-    tokens = tf.constant(np.random.default_rng(0).integers(0, 10, size=(6, 5)), tf.int32)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(model(tokens)))
-    grads = tape.gradient(loss, model.trainable_variables)
+    model, grads, run = embedding_gradients()
     assert isinstance(grads[0], tf.IndexedSlices)
-
-    def run(gradients):
-        variables = [tf.Variable(v.numpy()) for v in model.trainable_variables]
-        optimizer = make_optimizer(name)
-        for _ in range(3):
-            optimizer.apply_gradients(zip(gradients, variables))
-        return [v.numpy() for v in variables]
-
-    sparse = run(grads)
-    dense = run([tf.convert_to_tensor(g) for g in grads])
+    sparse = run(grads, lambda: make_optimizer(name))
+    dense = run([tf.convert_to_tensor(g) for g in grads], lambda: make_optimizer(name))
     for a, b in zip(sparse, dense):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     start = model.trainable_variables[0].numpy()

@@ -55,3 +55,26 @@ def xla_applier():
         compiled["fn"](grads)
 
     return step
+
+
+def embedding_gradients():
+    """A tiny Embedding model, its gradients (the first is a ``tf.IndexedSlices``) and a runner:
+    ``run(gradients, make_optimizer)`` applies them 3 times to copies of the model's weights."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [keras.Input((5,), dtype="int32"), keras.layers.Embedding(30, 4),
+         keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
+    )
+    tokens = tf.constant(np.random.default_rng(0).integers(0, 10, size=(6, 5)), tf.int32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(model(tokens)))
+    grads = tape.gradient(loss, model.trainable_variables)
+
+    def run(gradients, make_optimizer):
+        variables = [tf.Variable(v.numpy()) for v in model.trainable_variables]
+        optimizer = make_optimizer()
+        for _ in range(3):
+            optimizer.apply_gradients(zip(gradients, variables))
+        return [v.numpy() for v in variables]
+
+    return model, grads, run
