@@ -4,7 +4,9 @@ TFF's local C++ execution context starts a ``worker_binary`` subprocess and only
 ``__del__`` that does not run at interpreter exit. The orphan keeps the parent's stdout and
 stderr open, so anything that pipes our output (CI, ``| tee``) waits for it forever.
 ``install_reaper()`` (done on import of ``tff_experiments``) ends, at exit, the workers that
-this process started, and only those.
+this process started, and only those. A SIGTERM (``kill``, job schedulers, CI timeouts) would end
+Python without running exit hooks, so it is turned into ``SystemExit``: ``finally`` blocks and
+the reaper run, and the exit status is 143 as for a plain SIGTERM.
 """
 import atexit
 import os
@@ -86,8 +88,18 @@ def _forget_stopped_services(pids):
             obj._process = None
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def install_reaper():
     global _installed
     if not _installed:
         atexit.register(reap_worker_binaries)
+        # Only where nobody else handles SIGTERM, and only the main thread may set handlers.
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            try:
+                signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            except ValueError:  # not the main thread
+                pass
         _installed = True

@@ -41,6 +41,33 @@ def test_piped_run_ends_and_leaves_no_worker():
     assert "pid" in out
 
 
+def test_sigterm_ends_the_run_and_its_worker():
+    """`kill PID` (SIGTERM) skips exit hooks unless handled: the run must still reap its worker."""
+    import os
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT.format(prelude="import tff_experiments") + "import time; time.sleep(300)"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    pid = int(proc.stdout.readline().split()[1])
+    workers = [w for w in _workers() if _session_of(w) == pid]
+    assert workers, "the script started no worker_binary: nothing to test"
+    os.kill(pid, signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for w in workers:
+            os.kill(w, signal.SIGKILL)
+        pytest.fail("the terminated TFF run did not end: a worker_binary kept the pipe open")
+    assert proc.returncode == 128 + signal.SIGTERM
+    left = [w for w in _workers() if w in workers]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "SIGTERM left the worker_binary running"
+
+
 def test_without_the_reaper_the_worker_is_left_behind():
     """The failure the reaper exists for (and proof that the test above can fail)."""
     proc = subprocess.Popen(
