@@ -70,3 +70,18 @@ class NumpyDiffGrad:
             p = p - self.lr * xi * m_hat / (np.sqrt(v_hat) + self.eps / math.sqrt(1 - b2 ** t))
             out.append(p)
         return out
+
+
+# (keras_optim class, its arguments, port, the port's arguments): learning rates exact in float32.
+CASES = [
+    ("AdaBelief", dict(learning_rate=0.125), NumpyAdaBelief, dict(lr=0.125)),
+    ("AdaBelief", dict(learning_rate=0.125, rectify=False, epsilon=1e-8),
+     NumpyAdaBelief, dict(lr=0.125, rectify=False, eps=1e-8)),
+    ("AdaBelief", dict(learning_rate=0.0625, amsgrad=True, rectify=False, epsilon=1e-6, weight_decay=0.5),
+     NumpyAdaBelief, dict(lr=0.0625, amsgrad=True, rectify=False, eps=1e-6, weight_decay=0.5)),
+    ("AdaBelief", dict(learning_rate=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False),
+     NumpyAdaBelief, dict(lr=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False)),
+    ("DiffGrad", dict(learning_rate=0.125), NumpyDiffGrad, dict(lr=0.125)),
+    ("DiffGrad", dict(learning_rate=0.5, beta_1=0.5, beta_2=0.9, epsilon=1e-4),
+     NumpyDiffGrad, dict(lr=0.5, beta_1=0.5, beta_2=0.9, eps=1e-4)),
+]

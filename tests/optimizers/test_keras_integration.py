@@ -12,7 +12,8 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from tests.optimizers.numpy_ports import NumpyAdaBelief
-from tests.optimizers.training import compile_model, embedding_gradients, small_model, toy_data
+from tests.optimizers.training import (
+    compile_model, embedding_gradients, fit_mixed_float16, small_model, toy_data)
 
 OPTIMIZERS = {
     "AdaBelief": dict(learning_rate=0.01, epsilon=1e-12, amsgrad=True),
@@ -111,19 +112,7 @@ def test_sparse_embedding_gradient_gives_the_dense_update(name):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_mixed_float16_with_loss_scaling_trains(name):
-    x, y = toy_data(128)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = small_model()
-        optimizer = keras.mixed_precision.LossScaleOptimizer(make_optimizer(name))
-        compile_model(model, optimizer)
-        history = model.fit(x, y, epochs=4, batch_size=32, verbose=0)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    losses = history.history["loss"]
-    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
-    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    fit_mixed_float16(lambda: make_optimizer(name))
 
 
 def test_float16_variables_keep_float32_statistics():

@@ -5,22 +5,9 @@ import pytest
 import tensorflow as tf
 
 import keras_optim
-from tests.optimizers.numpy_ports import NumpyAdaBelief, NumpyDiffGrad
+from tests.optimizers.numpy_ports import CASES
 
 SHAPES = [(4, 3), (7,), (2, 2, 2)]
-
-CASES = [
-    ("AdaBelief", dict(learning_rate=0.125), NumpyAdaBelief, dict(lr=0.125)),
-    ("AdaBelief", dict(learning_rate=0.125, rectify=False, epsilon=1e-8),
-     NumpyAdaBelief, dict(lr=0.125, rectify=False, eps=1e-8)),
-    ("AdaBelief", dict(learning_rate=0.0625, amsgrad=True, rectify=False, epsilon=1e-6, weight_decay=0.5),
-     NumpyAdaBelief, dict(lr=0.0625, amsgrad=True, rectify=False, eps=1e-6, weight_decay=0.5)),
-    ("AdaBelief", dict(learning_rate=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False),
-     NumpyAdaBelief, dict(lr=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False)),
-    ("DiffGrad", dict(learning_rate=0.125), NumpyDiffGrad, dict(lr=0.125)),
-    ("DiffGrad", dict(learning_rate=0.5, beta_1=0.5, beta_2=0.9, epsilon=1e-4),
-     NumpyDiffGrad, dict(lr=0.5, beta_1=0.5, beta_2=0.9, eps=1e-4)),
-]
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-9, 0.0), ("float32", 2e-4, 1e-5)])

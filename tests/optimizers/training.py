@@ -78,3 +78,20 @@ def embedding_gradients():
         return [v.numpy() for v in variables]
 
     return model, grads, run
+
+
+def fit_mixed_float16(make_optimizer):
+    """Trains the toy model under ``mixed_float16`` with ``LossScaleOptimizer(make_optimizer())``
+    and checks that it learned without a non-finite loss or weight."""
+    x, y = toy_data(128)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = small_model()
+        compile_model(model, keras.mixed_precision.LossScaleOptimizer(make_optimizer()))
+        history = model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())

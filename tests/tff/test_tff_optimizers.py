@@ -10,21 +10,10 @@ import tensorflow as tf  # noqa: E402
 
 import keras_optim  # noqa: E402
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
-from tests.optimizers.numpy_ports import NumpyAdaBelief, NumpyDiffGrad  # noqa: E402
+from tests.optimizers.numpy_ports import CASES  # noqa: E402
 from tff_experiments import tff_optimizers  # noqa: E402
 
 SHAPES = [(4, 3), (7,)]
-CASES = [
-    ("AdaBelief", dict(learning_rate=0.125), NumpyAdaBelief, dict(lr=0.125)),
-    ("AdaBelief", dict(learning_rate=0.0625, amsgrad=True, rectify=False, epsilon=1e-6,
-                       weight_decay=0.5),
-     NumpyAdaBelief, dict(lr=0.0625, amsgrad=True, rectify=False, eps=1e-6, weight_decay=0.5)),
-    ("AdaBelief", dict(learning_rate=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False),
-     NumpyAdaBelief, dict(lr=0.25, beta_1=0.8, beta_2=0.9, degenerated_to_sgd=False)),
-    ("DiffGrad", dict(learning_rate=0.125), NumpyDiffGrad, dict(lr=0.125)),
-    ("DiffGrad", dict(learning_rate=0.5, beta_1=0.5, beta_2=0.9, epsilon=1e-4),
-     NumpyDiffGrad, dict(lr=0.5, beta_1=0.5, beta_2=0.9, eps=1e-4)),
-]
 BUILDERS = {"AdaBelief": tff_optimizers.build_adabelief, "DiffGrad": tff_optimizers.build_diffgrad}
 
 
