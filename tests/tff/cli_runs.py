@@ -32,7 +32,10 @@ def kill_after_checkpoint(process, out, step, timeout=240):
             time.sleep(0.02)
         assert process.poll() is None, "the run ended before the kill: nothing to test"
     finally:
-        children = psutil.Process(process.pid).children(recursive=True)  # TFF's worker_binary
+        try:
+            children = psutil.Process(process.pid).children(recursive=True)  # TFF's worker_binary
+        except psutil.NoSuchProcess:  # already ended and reaped: keep the assertion's message
+            children = []
         process.send_signal(signal.SIGKILL)
         process.wait()
         for child in children:

@@ -1,5 +1,7 @@
 """TFF 0.87's worker_binary outlives Python and holds its stdout: importing tff_experiments
 must reap it, so that a piped run ends and leaves no process behind."""
+import os
+import signal
 import subprocess
 import sys
 
@@ -41,11 +43,25 @@ def test_piped_run_ends_and_leaves_no_worker():
     assert "pid" in out
 
 
+def test_without_the_reaper_the_worker_is_left_behind():
+    """The failure the reaper exists for (and proof that the test above can fail)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT.format(prelude="")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    pid = int(proc.stdout.readline().split()[1])
+    proc.wait(timeout=240)
+    orphans = [w for w in _workers() if _session_of(w) == pid]
+    try:
+        assert orphans, "expected TFF to leave its worker_binary running"
+    finally:
+        for w in orphans:
+            os.kill(w, signal.SIGKILL)
+        proc.stdout.close()
+
+
 def test_sigterm_ends_the_run_and_its_worker():
     """`kill PID` (SIGTERM) skips exit hooks unless handled: the run must still reap its worker."""
-    import os
-    import signal
-
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT.format(prelude="import tff_experiments") + "import time; time.sleep(300)"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -68,30 +84,8 @@ def test_sigterm_ends_the_run_and_its_worker():
     assert not left, "SIGTERM left the worker_binary running"
 
 
-def test_without_the_reaper_the_worker_is_left_behind():
-    """The failure the reaper exists for (and proof that the test above can fail)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(prelude="")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-    )
-    pid = int(proc.stdout.readline().split()[1])
-    proc.wait(timeout=240)
-    orphans = [w for w in _workers() if _session_of(w) == pid]
-    try:
-        assert orphans, "expected TFF to leave its worker_binary running"
-    finally:
-        import os
-        import signal
-
-        for w in orphans:
-            os.kill(w, signal.SIGKILL)
-        proc.stdout.close()
-
-
 def _session_of(pid):
     # The script ran as a session leader (start_new_session): its worker shares its session id.
-    import os
-
     try:
         return os.getsid(pid)
     except ProcessLookupError:
