@@ -58,8 +58,11 @@ class RobustAggregationFactory(tff.aggregators.UnweightedAggregationFactory):
       rule: ``rule(vectors [k, d], state) -> (vector [d], new_state)``, plain TensorFlow.
       name: shown in error messages.
       min_clients: the rule needs at least this many clients (checked every round).
-      stateful: the state is a ``float32[d]`` vector (initially 0) that the rule updates;
+      stateful: the state is a ``[d]`` vector (initially 0) that the rule updates;
         otherwise it is ``()``.
+
+    The rule runs in float64 when any leaf of the value is float64, in float32 otherwise (half
+    precision is widened); each leaf of the result comes back in its own dtype.
     """
 
     def __init__(self, rule, name, min_clients=1, stateful=False):
@@ -70,6 +73,8 @@ class RobustAggregationFactory(tff.aggregators.UnweightedAggregationFactory):
 
     def create(self, value_type):
         value_type = tff.types.to_type(value_type)
+        if not isinstance(value_type, (tff.TensorType, tff.StructType)):  # as tff.aggregators.MeanFactory
+            raise TypeError(f"{self._name} aggregates a tensor or a structure of tensors, got {value_type}")
         if not tff.types.is_structure_of_floats(value_type):
             raise TypeError(f"{self._name} aggregates floating-point values, got {value_type}")
         specs = tff.types.type_to_tf_tensor_specs(value_type)
@@ -79,26 +84,27 @@ class RobustAggregationFactory(tff.aggregators.UnweightedAggregationFactory):
                 raise TypeError(f"{self._name} needs fully defined shapes, got {spec}")
         sizes = [int(np.prod(spec.shape)) for spec in leaves]
         d = int(sum(sizes))
+        dtype = tf.float64 if any(spec.dtype == tf.float64 for spec in leaves) else tf.float32
         rule, name, min_clients, stateful = self._rule, self._name, self._min_clients, self._stateful
 
         @tff.tensorflow.computation
         def initial_state():
-            return tf.zeros([d], tf.float32) if stateful else ()
+            return tf.zeros([d], dtype) if stateful else ()
 
         state_type = initial_state.type_signature.result
 
         @tff.tensorflow.computation(value_type)
         def flatten(value):
-            parts = [tf.reshape(tf.cast(v, tf.float32), [-1]) for v in tf.nest.flatten(value)]
-            return tf.concat(parts, axis=0) if parts else tf.zeros([0], tf.float32)
+            parts = [tf.reshape(tf.cast(v, dtype), [-1]) for v in tf.nest.flatten(value)]
+            return tf.concat(parts, axis=0) if parts else tf.zeros([0], dtype)
 
-        gathered_type = tff.TensorType(np.float32, [None, d])
+        gathered_type = tff.TensorType(dtype.as_numpy_dtype, [None, d])
 
         @tff.tensorflow.computation
         def zero():
-            return tf.zeros([0, d], tf.float32)
+            return tf.zeros([0, d], dtype)
 
-        @tff.tensorflow.computation(gathered_type, tff.TensorType(np.float32, [d]))
+        @tff.tensorflow.computation(gathered_type, tff.TensorType(dtype.as_numpy_dtype, [d]))
         def accumulate(rows, row):
             return tf.concat([rows, row[tf.newaxis, :]], axis=0)
 
