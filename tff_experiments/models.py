@@ -62,6 +62,38 @@ def digits_logistic(seed=0):
     )
 
 
+def synthetic_logistic(seed=0, num_features=60, num_classes=10):
+    """Multinomial logistic regression, 60 features to 10 logits: the model of Synthetic(alpha, beta)
+    (Li et al., FedProx, MLSys 2020; ``tff_experiments.data.synthetic``)."""
+    (s,) = _layer_seeds(seed, 1)
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(num_features,)),
+            tf.keras.layers.Dense(num_classes, kernel_initializer=tf.keras.initializers.GlorotUniform(s)),
+        ],
+        name="synthetic_logistic",
+    )
+
+
+def image_cnn(input_shape, num_classes, seed=0):
+    """A small CNN for EMNIST/CIFAR images: two 3x3 conv (32, 64) + max-pool blocks, dense 128, logits."""
+    s = _layer_seeds(seed, 4)
+    glorot = tf.keras.initializers.GlorotUniform
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=input_shape),
+            tf.keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=glorot(s[0])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot(s[1])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(128, activation="relu", kernel_initializer=glorot(s[2])),
+            tf.keras.layers.Dense(num_classes, kernel_initializer=glorot(s[3])),
+        ],
+        name="image_cnn",
+    )
+
+
 def char_rnn(vocab_size=VOCAB_SIZE, seed=0, embedding_dim=8, units=64, seq_len=None):
     """Next-character model: embedding, one GRU returning every step, dense logits over the vocabulary.
 

@@ -42,6 +42,10 @@ class LocalBatches:
 
     def arrays(self, client):
         """Client ``client``'s examples as a structure of NumPy arrays (cached)."""
+        if getattr(self.client_data, "generates_clients", False):
+            # A generated data set (Synthetic) keeps a bounded cache of its own: keeping every
+            # client here would make memory grow with the number of clients.
+            return self.client_data.client_arrays(self.client_ids[client])
         if client not in self._arrays:
             client_id = self.client_ids[client]
             if hasattr(self.client_data, "client_arrays"):
@@ -55,6 +59,9 @@ class LocalBatches:
         return self._arrays[client]
 
     def num_examples(self, client):
+        sizes = getattr(self.client_data, "client_sizes", None)
+        if sizes is not None:
+            return int(sizes[self.client_ids[client]])
         return len(tf.nest.flatten(self.arrays(client))[0])
 
     def batch_indices(self, client, work_index):

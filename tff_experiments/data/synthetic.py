@@ -1,0 +1,279 @@
+r"""Synthetic(:math:`\alpha`, :math:`\beta`) of Li et al., "Federated Optimization in Heterogeneous
+Networks" (FedProx, MLSys 2020), generated per client, lazily, for any number of clients.
+
+The recipe is the authors' generator (litian96/FedProx, ``data/synthetic_1_1/generate_synthetic.py``
+and ``data/synthetic_iid/generate_iid.py``; LEAF's ``data/synthetic`` is another, clustered,
+generator). For client k, with D = 60 features and C = 10 classes:
+
+.. math::
+
+    u_k \sim \mathcal N(0, \alpha^2), \quad W_k \in \mathbb R^{D\times C},\ b_k \in \mathbb R^C
+        \text{ with entries} \sim \mathcal N(u_k, 1);
+    \qquad B_k \sim \mathcal N(0, \beta^2), \quad v_k \in \mathbb R^D \text{ with entries}
+        \sim \mathcal N(B_k, 1);
+
+    x \sim \mathcal N(v_k, \Sigma), \ \Sigma = \mathrm{diag}(j^{-1.2})_{j=1..D}; \qquad
+    y = \arg\max_c \mathrm{softmax}(x W_k + b_k)_c.
+
+The paper writes :math:`\mathcal N(0, \alpha)`; the code draws ``np.random.normal(0, alpha)``,
+whose second argument is the *standard deviation*: here too (the two agree at the usual
+:math:`\alpha, \beta \in \{0, 0.5, 1\}` only for 0 and 1). :math:`\alpha` sets how different the
+clients' labelling models are, :math:`\beta` how different their feature distributions are.
+The IID variant (``iid=True``, the authors' ``synthetic_iid``) shares one
+:math:`W, b \sim \mathcal N(0, 1)` between all clients and has :math:`v_k = 0`.
+
+Client sizes, as in the code (the paper says "power law"): :math:`n_k = \lfloor e^{Z}\rfloor + 50`,
+:math:`Z \sim \mathcal N(4, 2^2)` (``np.random.lognormal(4, 2).astype(int) + 50``), no cap. As
+the authors do, each client's first :math:`\lfloor 0.9\, n_k \rfloor` examples are its training data
+and the rest its test data (they shuffle before splitting; the examples are i.i.d., so that
+changes nothing in distribution).
+
+Differences from the authors' script, by design: every random draw of client k comes from its
+own generator, seeded by ``(seed, k)`` (the script runs one global stream over all clients), so a
+client's data does not depend on how many clients there are nor on the order they are asked
+for, and nothing is generated before it is needed. The label is the argmax of the logits, the
+same as the argmax of their softmax (whose ``exp`` overflows for logits above ~709, where the
+script's argmax then picks the first overflowing class).
+
+Nothing here imports TensorFlow or TFF at module level.
+"""
+import collections
+import functools
+from collections.abc import Mapping
+
+import numpy as np
+
+NUM_FEATURES = 60
+NUM_CLASSES = 10
+TRAIN_FRACTION = 0.9
+# Client sizes: floor(lognormal(mean=4, sigma=2)) + 50, as the authors' generator.
+SIZE_LOG_MEAN, SIZE_LOG_SIGMA, MIN_SIZE = 4.0, 2.0, 50
+# Streams of the per-client generators: (seed, stream, client).
+_SIZE_STREAM, _CLIENT_STREAM, _SHARED_STREAM = 0, 1, 2
+
+
+def feature_variances(num_features=NUM_FEATURES):
+    r""":math:`\Sigma_{jj} = j^{-1.2}`, j = 1..D."""
+    return np.arange(1, num_features + 1, dtype=np.float64) ** -1.2
+
+
+def client_id(k):
+    """The authors' user name of client k (``f_00000``, ``f_00001``, ...)."""
+    return f"f_{k:05d}"
+
+
+ClientParameters = collections.namedtuple("ClientParameters", ["u", "W", "b", "B", "v"])
+
+
+class SyntheticGenerator:
+    r"""Synthetic(:math:`\alpha`, :math:`\beta`) for clients 0, 1, ...: every method is a pure
+    function of ``(alpha, beta, iid, seed, client)``.
+
+    Args:
+      alpha: the standard deviation of the clients' model means :math:`u_k`, >= 0.
+      beta: the standard deviation of the clients' feature means :math:`B_k`, >= 0.
+      iid: the authors' IID variant (one shared model, :math:`v_k = 0`; alpha, beta unused).
+      seed: the seed of every draw.
+      max_examples: optional cap on :math:`n_k` (the authors have none; the lognormal tail
+        gives a few clients tens of thousands of examples).
+    """
+
+    def __init__(self, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None):
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not (isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value)
+                    and value >= 0):
+                raise ValueError(f"Synthetic {name} must be a finite number >= 0, got {value!r}")
+        if max_examples is not None and (int(max_examples) != max_examples or max_examples < 2):
+            raise ValueError(f"max_examples must be an integer >= 2, got {max_examples!r}")
+        self.alpha, self.beta, self.iid = float(alpha), float(beta), bool(iid)
+        self.seed = int(seed)
+        self.max_examples = None if max_examples is None else int(max_examples)
+        self._scales = np.sqrt(feature_variances())
+
+    def _rng(self, stream, client=0):
+        return np.random.default_rng([self.seed, stream, int(client)])
+
+    def num_examples(self, k):
+        """:math:`n_k`, train and test together."""
+        n = int(self._rng(_SIZE_STREAM, k).lognormal(SIZE_LOG_MEAN, SIZE_LOG_SIGMA)) + MIN_SIZE
+        return n if self.max_examples is None else min(n, self.max_examples)
+
+    def num_train_examples(self, k):
+        return int(TRAIN_FRACTION * self.num_examples(k))
+
+    @functools.cached_property
+    def _shared_model(self):
+        rng = self._rng(_SHARED_STREAM)
+        return rng.normal(0.0, 1.0, (NUM_FEATURES, NUM_CLASSES)), rng.normal(0.0, 1.0, NUM_CLASSES)
+
+    def parameters(self, k):
+        """Client k's :math:`u_k, W_k, b_k, B_k, v_k` (float64); and the RNG, positioned after
+        them, that draws its examples."""
+        rng = self._rng(_CLIENT_STREAM, k)
+        if self.iid:
+            W, b = self._shared_model
+            return ClientParameters(0.0, W, b, 0.0, np.zeros(NUM_FEATURES)), rng
+        u = rng.normal(0.0, self.alpha)
+        B = rng.normal(0.0, self.beta)
+        v = rng.normal(B, 1.0, NUM_FEATURES)
+        W = rng.normal(u, 1.0, (NUM_FEATURES, NUM_CLASSES))
+        b = rng.normal(u, 1.0, NUM_CLASSES)
+        return ClientParameters(u, W, b, B, v), rng
+
+    def client_examples(self, k):
+        """All :math:`n_k` examples of client k: ``x`` float32 ``(n_k, 60)``, ``y`` int32 ``(n_k,)``
+        (labels computed in float64, as the authors)."""
+        params, rng = self.parameters(k)
+        n = self.num_examples(k)
+        x = params.v + rng.standard_normal((n, NUM_FEATURES)) * self._scales
+        y = np.argmax(x @ params.W + params.b, axis=1)
+        return x.astype(np.float32), y.astype(np.int32)
+
+    def client_split(self, k, split):
+        """Client k's ``"train"`` (first 90%) or ``"test"`` (the rest) examples as
+        ``{'x': ..., 'y': ...}``."""
+        x, y = self.client_examples(k)
+        cut = int(TRAIN_FRACTION * len(y))
+        if split == "train":
+            return {"x": x[:cut], "y": y[:cut]}
+        if split == "test":
+            return {"x": x[cut:], "y": y[cut:]}
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+class _LazySizes(Mapping):
+    """``{client_id: number of examples}``, each computed when asked for."""
+
+    def __init__(self, client_data):
+        self._client_data = client_data
+
+    def __getitem__(self, cid):
+        return self._client_data.num_examples(cid)
+
+    def __iter__(self):
+        return iter(self._client_data.client_ids)
+
+    def __len__(self):
+        return len(self._client_data.client_ids)
+
+
+@functools.lru_cache(maxsize=None)
+def _synthetic_client_data_class():
+    """Defines ``SyntheticClientData`` on first use, so that TFF is imported only when needed."""
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    class SyntheticClientData(tff.simulation.datasets.ClientData):
+        r"""A ``tff.simulation.datasets.ClientData`` of Synthetic(:math:`\alpha`, :math:`\beta`):
+        clients ``f_00000`` .. ``f_{M-1}``, elements ``{'x': float32 (60,), 'y': int32 ()}``.
+
+        A client is generated when its data is asked for and kept in a small cache of the
+        latest ``cache_clients`` clients, so memory does not grow with the number of clients.
+
+        Extra attributes, as the project's other ``ClientData``: ``client_sizes`` (a mapping
+        ``{client_id: n}``, computed on demand) and ``client_arrays(client_id)``.
+        ``generator`` is the :class:`SyntheticGenerator`. ``serializable_dataset_fn`` calls the
+        NumPy generator through ``tf.numpy_function``: it works in this Python process (TFF's
+        local runtime), not on remote TFF workers, which get the datasets as values instead.
+        """
+
+        generates_clients = True  # LocalBatches: do not keep every client's arrays
+
+        def __init__(self, generator, num_clients, split="train", cache_clients=256):
+            if isinstance(num_clients, bool) or int(num_clients) != num_clients or num_clients < 1:
+                raise ValueError(f"the number of clients must be an integer >= 1, got {num_clients!r}")
+            if split not in ("train", "test"):
+                raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            self.generator = generator
+            self.split = split
+            self._num_clients = int(num_clients)
+            self._cache = collections.OrderedDict()
+            self._cache_clients = int(cache_clients)
+            self.client_sizes = _LazySizes(self)
+
+        @property
+        def client_ids(self):
+            return [client_id(k) for k in range(self._num_clients)]
+
+        @property
+        def element_type_structure(self):
+            return {"x": tf.TensorSpec((NUM_FEATURES,), tf.float32), "y": tf.TensorSpec((), tf.int32)}
+
+        def index(self, cid):
+            """Client number k of the id ``f_0000k``."""
+            k = -1
+            if isinstance(cid, np.ndarray):  # from tf.numpy_function
+                cid = cid.item()
+            if isinstance(cid, bytes):
+                cid = cid.decode()
+            if isinstance(cid, str) and cid.startswith("f_") and cid[2:].isdigit():
+                k = int(cid[2:])
+            if not 0 <= k < self._num_clients or cid != client_id(k):
+                raise ValueError(f"unknown client id {cid!r}")
+            return k
+
+        def num_examples(self, cid):
+            k = self.index(cid)
+            n = self.generator.num_train_examples(k)
+            return n if self.split == "train" else self.generator.num_examples(k) - n
+
+        def client_arrays(self, cid):
+            k = self.index(cid)
+            if k in self._cache:
+                self._cache.move_to_end(k)
+                return self._cache[k]
+            arrays = self.generator.client_split(k, self.split)
+            self._cache[k] = arrays
+            while len(self._cache) > self._cache_clients:
+                self._cache.popitem(last=False)
+            return arrays
+
+        def create_tf_dataset_for_client(self, cid):
+            return tf.data.Dataset.from_tensor_slices(self.client_arrays(cid))
+
+        @property
+        def serializable_dataset_fn(self):
+            def arrays(cid):
+                a = self.client_arrays(cid)
+                return a["x"], a["y"]
+
+            def dataset_fn(cid):
+                x, y = tf.numpy_function(arrays, [cid], (tf.float32, tf.int32), stateful=False)
+                x.set_shape((None, NUM_FEATURES))
+                y.set_shape((None,))
+                return tf.data.Dataset.from_tensor_slices({"x": x, "y": y})
+
+            return dataset_fn
+
+    return SyntheticClientData
+
+
+def synthetic_federated_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None,
+                             cache_clients=256):
+    """``(train, test)``: two ``tff.simulation.datasets.ClientData`` of the same clients (their
+    90% / 10% splits), as TFF's ``tff.simulation.datasets.*.load_data`` return them."""
+    generator = SyntheticGenerator(alpha, beta, iid=iid, seed=seed, max_examples=max_examples)
+    cls = _synthetic_client_data_class()
+    return (cls(generator, num_clients, "train", cache_clients),
+            cls(generator, num_clients, "test", cache_clients))
+
+
+def synthetic_client_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None,
+                          test_clients=1000):
+    """The project's data interface (as ``digits_client_data``): ``(client_data, (x_test, y_test))``.
+
+    ``client_data`` is the training ``ClientData`` (see :func:`synthetic_federated_data`);
+    the test arrays pool the test splits of all clients, as the authors evaluate, or, beyond
+    ``test_clients`` clients, of ``test_clients`` of them drawn at random (``seed``), so that the
+    test set stays small whatever the number of clients.
+    """
+    train, test = synthetic_federated_data(num_clients, alpha, beta, iid, seed, max_examples)
+    if num_clients <= test_clients:
+        chosen = range(num_clients)
+    else:
+        rng = np.random.default_rng([seed, _SHARED_STREAM, 1])
+        chosen = np.sort(rng.choice(num_clients, size=test_clients, replace=False))
+    parts = [train.generator.client_split(int(k), "test") for k in chosen]
+    x_test = np.concatenate([p["x"] for p in parts] + [np.zeros((0, NUM_FEATURES), np.float32)])
+    y_test = np.concatenate([p["y"] for p in parts] + [np.zeros((0,), np.int32)])
+    return train, (x_test, y_test)
