@@ -42,6 +42,7 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
             tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)
         ),
         cond=lambda pred, true_fn, false_fn: tf.cond(pred, true_fn, false_fn),
+        not_equal=tf.not_equal,
         logical_and=tf.logical_and,
         logical_not=tf.logical_not,
         logical_or=tf.logical_or,
@@ -88,6 +89,7 @@ class _VariableSlots:
     def __init__(self, optimizer, variables):
         self._optimizer = optimizer
         self._variables = variables
+        self._after_update = []
 
     def __getitem__(self, name):
         return self._variables[name]
@@ -97,6 +99,27 @@ class _VariableSlots:
 
     def set(self, name, value):
         self._optimizer._write(self._variables[name], value, add=False)
+
+    def set_after_update(self, name, value):
+        self._after_update.append((name, value))
+
+    def write_after_update(self, variable):
+        """The ``set_after_update`` writes, once ``variable`` holds its new value."""
+        for name, value in self._after_update:
+            self._optimizer._write(self._variables[name], _ordered_after(value, variable), add=False)
+        self._after_update = []
+
+
+def _ordered_after(value, variable):
+    """``value`` (bit for bit, up to the sign of a zero), made to depend on the updated
+    ``variable``. XLA orders buffer writes by data dependencies only: without one, it copies the
+    slot's old value (a full extra pass) so that the variable's update can still read it after
+    the slot is overwritten. The dependency is one element of the new variable, added as -0.0
+    (+0.0 if it is NaN: a select XLA cannot fold away)."""
+    if 0 in tuple(variable.shape):
+        return value
+    first = ops.reshape(variable, (-1,))[0]
+    return value + ops.cast(ops.where(ops.not_equal(first, first), 0.0, -0.0), value.dtype)
 
 
 class SlotOptimizer(OptimizerBase):
@@ -182,6 +205,7 @@ class SlotOptimizer(OptimizerBase):
             self._write(variable, -delta, add=True)
         else:  # half precision: subtract in float32, round once
             self._write(variable, ops.cast(ops.cast(variable, dtype) - delta, variable.dtype), add=False)
+        slots.write_after_update(variable)
 
     def _write(self, variable, value, add):
         # Keras 3 routes writes through Optimizer.assign* (sparse, XLA, other backends).

@@ -34,7 +34,9 @@ def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon, first_momen
     _, bias_correction_2 = power_and_complement(beta_2, step)
     step_size = ops.sqrt(bias_correction_2) / bias_correction_1
     direction = (friction * step_size) * slots["m"] / (ops.sqrt(slots["v"]) + epsilon)
-    slots.set("previous_gradient", gradient)  # by value: v1 kept a reference to the live gradient
+    # By value (v1 kept a reference to the live gradient); after the variable's update, which
+    # reads the old value.
+    slots.set_after_update("previous_gradient", gradient)
     return direction
 
 

@@ -1,7 +1,11 @@
 """How the math reads and writes optimizer statistics.
 
 Each algorithm's step is written once against a small "slots" interface: ``slots[name]`` reads
-a statistic, ``slots.add(name, delta)`` increments it, ``slots.set(name, value)`` replaces it.
+a statistic, ``slots.add(name, delta)`` increments it, ``slots.set(name, value)`` replaces it, and
+``slots.set_after_update(name, value)`` replaces it once the variable has moved: for a statistic
+whose old value the variable's update still reads (diffGrad's previous gradient). Written
+before, XLA keeps the old value alive through a full copy of it; the Keras adapters order the
+write after the variable's update instead.
 The Keras optimizers back it with variables, written through ``Optimizer.assign_add`` /
 ``assign`` (in place: under XLA an increment-then-read costs one pass over memory where
 building a new tensor and assigning it costs several), and the functional form below backs
@@ -22,6 +26,9 @@ class StateSlots:
         self.state[name] = self.state[name] + delta
 
     def set(self, name, value):
+        self.state[name] = value
+
+    def set_after_update(self, name, value):
         self.state[name] = value
 
 
