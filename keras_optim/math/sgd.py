@@ -12,7 +12,7 @@ learning rate it equals PyTorch's :math:`-\eta\, b_t` with :math:`b_t = \mu b_{t
 form of Pan & Li's ``SGDClip`` (arXiv 2306.00204). With coordinate clipping, :math:`g_t` is
 the clipped gradient in both places (``keras_optim.math.coordinate_clip``).
 """
-from keras_optim.math.slots import StateSlots
+from keras_optim.backend import ops
 
 SLOTS = ("momentum",)
 
@@ -20,17 +20,10 @@ SLOTS = ("momentum",)
 def sgd_delta(gradient, slots, learning_rate, *, momentum=0.0, nesterov=False):
     """One SGD step: updates the ``momentum`` slot (when ``momentum != 0``) in place and returns
     how far the variable moves down, :math:`-\\Delta_t` (``variable <- variable - delta``)."""
-    if momentum == 0:
-        return gradient * learning_rate
+    if momentum == 0:  # keras.ops keeps a sparse gradient sparse: only its rows move
+        return ops.multiply(gradient, learning_rate)
     slots.set("momentum", slots["momentum"] * momentum - gradient * learning_rate)
     velocity = slots["momentum"]
     if nesterov:
         return -(velocity * momentum - gradient * learning_rate)
     return -velocity
-
-
-def sgd_update(gradient, state, learning_rate, **hyperparameters):
-    """Functional form of ``sgd_delta``: returns ``(delta, new_state)``."""
-    slots = StateSlots(state)
-    delta = sgd_delta(gradient, slots, learning_rate, **hyperparameters)
-    return delta, slots.state
