@@ -20,6 +20,12 @@ if KERAS3:
 else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable), jit_compile).
     import tensorflow as tf
 
+    def _multiply(x, y):
+        # As keras.ops.multiply: an IndexedSlices times a scalar stays sparse (SGD's update).
+        if isinstance(x, tf.IndexedSlices):
+            return tf.IndexedSlices(x.values * y, x.indices, x.dense_shape)
+        return tf.multiply(x, y)
+
     # The handful of array functions the math needs, under keras.ops' names.
     ops = types.SimpleNamespace(
         abs=tf.abs,
@@ -28,6 +34,7 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
         exp=tf.exp,
         expm1=tf.math.expm1,
         maximum=tf.maximum,
+        multiply=_multiply,
         sigmoid=tf.sigmoid,
         sqrt=tf.sqrt,
         square=tf.square,
@@ -59,6 +66,19 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
 _HALF_DTYPES = ("float16", "bfloat16")
 
 
+def optimizer_name(name, prefix):
+    """The name of a new optimizer: ``name`` when given; otherwise Keras 3 numbers instances as
+    it numbers its own (``adam``, ``adam_1``, ... through the counter of
+    ``keras.backend.get_uid``, which ``clear_session`` resets), and tf.keras 2.14 gives every
+    instance the same name, as its own optimizers do."""
+    if name is not None:
+        return name
+    if not KERAS3:
+        return prefix
+    uid = keras.backend.get_uid(prefix)
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
 def dtype_name(dtype):
     return getattr(dtype, "name", None) or str(dtype)
 
@@ -67,6 +87,11 @@ def statistics_dtype(variable):
     """Optimizer statistics of half-precision variables are kept in float32."""
     name = dtype_name(variable.dtype)
     return "float32" if name in _HALF_DTYPES else name
+
+
+def is_sparse(gradient):
+    """``tf.IndexedSlices`` (TensorFlow's gradient of ``Embedding``) or a JAX ``BCOO`` array."""
+    return type(gradient).__name__ in ("IndexedSlices", "BCOO")
 
 
 def densify(gradient):
@@ -135,13 +160,20 @@ class SlotOptimizer(OptimizerBase):
     distribution stay with the Keras base class, as for Keras' own optimizers.
     """
 
+    # The prefix of the names Keras gives instances created without one (``optimizer_name``).
+    default_name = None
+
     def __init__(self, learning_rate, name, **kwargs):
+        name = optimizer_name(name, self.default_name)
         # The base arguments are checked here, once, so every subclass raises the same errors.
         validation.check_learning_rate(learning_rate)
         validation.check_optional_nonnegative("weight_decay", kwargs.get("weight_decay"))
         if KERAS3:
             super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         else:
+            # tf.keras 2.14's base defaults to weight_decay=0, a no-op decay of every variable
+            # each step; its own optimizers pass None.
+            kwargs.setdefault("weight_decay", None)
             super().__init__(name=name, **kwargs)
             self._learning_rate = self._build_learning_rate(learning_rate)
 
@@ -197,15 +229,32 @@ class SlotOptimizer(OptimizerBase):
         if learning_rate is None:  # tf.keras 2 passes no learning rate.
             learning_rate = self.learning_rate
         dtype = statistics_dtype(variable)
-        gradient = ops.cast(densify(gradient), dtype)
+        same_dtype = dtype == dtype_name(variable.dtype)
+        if not (same_dtype and is_sparse(gradient) and self._updates_sparse_rows()):
+            gradient = densify(gradient)
+        gradient = ops.cast(gradient, dtype)
         step = ops.cast(self.iterations + 1, dtype)
         slots = _VariableSlots(self, self._slots[self._variable_index(variable)])
         delta = self._delta(gradient, slots, step, ops.cast(learning_rate, dtype))
-        if dtype == dtype_name(variable.dtype):
-            self._write(variable, -delta, add=True)
+        if same_dtype:
+            self._subtract(variable, delta)
         else:  # half precision: subtract in float32, round once
             self._write(variable, ops.cast(ops.cast(variable, dtype) - delta, variable.dtype), add=False)
         slots.write_after_update(variable)
+
+    def _updates_sparse_rows(self):
+        """Whether ``_delta`` keeps a sparse gradient sparse, so that only the gradient's rows
+        of the variable are written (Keras' SGD without momentum). Otherwise a sparse gradient
+        is made dense first, as Keras' Adam does."""
+        return False
+
+    def _subtract(self, variable, delta):
+        if KERAS3:  # a sparse delta becomes a scatter (TensorFlow) or a sparse update (JAX)
+            self.assign_sub(variable, delta)
+        elif type(delta).__name__ == "IndexedSlices":
+            variable.scatter_sub(delta)
+        else:
+            variable.assign_sub(delta)
 
     def _write(self, variable, value, add):
         # Keras 3 routes writes through Optimizer.assign* (sparse, XLA, other backends).

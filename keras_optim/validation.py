@@ -35,9 +35,10 @@ def check_learning_rate(value):
     if _is_real(value):
         return check_real("learning_rate", value, low=0.0)
     if isinstance(value, (str, bool, type(None))):
-        raise ValueError(
-            "`learning_rate` must be a number, a LearningRateSchedule or a callable, "
-            f"got {value!r} ({type(value).__name__})."
+        raise ValueError(  # Keras 3's own words (tf.keras 2.14 has none for this).
+            "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, "
+            "or a callable (that takes in the current iteration value and returns the "
+            f"corresponding learning rate value). Received instead: learning_rate={value}"
         )
     return value
 

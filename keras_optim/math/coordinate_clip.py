@@ -47,6 +47,9 @@ import numpy as np
 
 from keras_optim.backend import dtype_name, ops
 
+# Tensors are compared with ops.equal / ops.not_equal, never == / !=: in TF's legacy graph mode
+# (where TFF traces) `tensor == k` is Python identity and gives a bool, not an element-wise test.
+
 MODES = ("exact", "fast")
 MIN_SAMPLE_SIZE, MAX_SAMPLE_SIZE = 4096, 65536
 TARGET_RANK_ERROR = 0.05
@@ -101,7 +104,7 @@ def _next_probe(lo, hi):
     geometric = ops.sqrt(lo) * ops.sqrt(hi)
     arithmetic = lo + (hi - lo) * 0.5
     inside = ops.where(hi > 4.0 * lo, geometric, arithmetic)
-    return ops.where(lo < zero, zero, ops.where(lo == zero, from_zero, inside))
+    return ops.where(lo < zero, zero, ops.where(ops.equal(lo, zero), from_zero, inside))
 
 
 def select_descending(values, rank, guesses=()):
@@ -125,7 +128,7 @@ def select_descending(values, rank, guesses=()):
     size = static_size(values)
     count_dtype = "int32" if size < 2**31 else "int64"
     k = ops.cast(rank, count_dtype)
-    top = ops.max(ops.where(values == values, values, float("inf")))  # NaN counts as +inf
+    top = ops.max(ops.where(ops.equal(values, values), values, float("inf")))  # NaN counts as +inf
     lo, hi = top * 0.0 - 1.0, top
     c_lo, c_hi = ops.cast(size, count_dtype), ops.cast(0, count_dtype)
     for guess in guesses:
@@ -139,7 +142,7 @@ def select_descending(values, rank, guesses=()):
     def searching(lo, hi, c_lo, c_hi, interpolate):
         probe = _next_probe(lo, hi)
         room = ops.logical_and(probe > lo, probe < hi)
-        return ops.logical_and(room, ops.logical_and(c_hi != k, c_lo != k + 1))
+        return ops.logical_and(room, ops.logical_and(ops.not_equal(c_hi, k), ops.not_equal(c_lo, k + 1)))
 
     def step(lo, hi, c_lo, c_hi, interpolate):
         base = ops.maximum(lo, lo * 0.0)
@@ -158,10 +161,10 @@ def select_descending(values, rank, guesses=()):
         searching, step, (lo, hi, c_lo, c_hi, c_lo > 0), maximum_iterations=512
     )
     answer = ops.cond(
-        c_hi == k,
+        ops.equal(c_hi, k),
         lambda: ops.max(ops.where(values <= hi, values, lo * 0.0 - 1.0)),
         lambda: ops.cond(
-            c_lo == k + 1,
+            ops.equal(c_lo, k + 1),
             lambda: ops.min(ops.where(values > lo, values, top)),
             lambda: hi,
         ),

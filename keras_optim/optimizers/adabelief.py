@@ -35,11 +35,15 @@ class AdaBelief(CoordinateClipMixin, SlotOptimizer):
         (``docs/coordinate_clipping.md``). 0 (the default) disables it.
       clip_threshold_scale: > 0, multiplies that threshold. Defaults to 1.
       clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
+      name: defaults to ``"adabelief"``, numbered on Keras 3 as Keras numbers its own
+        optimizers (``adabelief``, ``adabelief_1``, ...).
       **kwargs: the Keras base arguments: ``weight_decay``, ``clipnorm``, ``clipvalue``,
         ``global_clipnorm``, ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
         ``loss_scale_factor``, ``gradient_accumulation_steps`` (Keras 3), ``jit_compile``
         (tf.keras 2).
     """
+
+    default_name = "adabelief"
 
     def __init__(
         self,
@@ -53,7 +57,7 @@ class AdaBelief(CoordinateClipMixin, SlotOptimizer):
         coordinate_clip=0.0,
         clip_threshold_scale=1.0,
         clip_mode="exact",
-        name="adabelief",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -33,9 +33,11 @@ class Adam(CoordinateClipMixin, SlotOptimizer):
         ``global_clipnorm``, ``use_ema``, ...). Keras' clipping runs before coordinate clipping.
     """
 
+    default_name = "adam"
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, coordinate_clip=0.0, clip_threshold_scale=1.0,
-                 clip_mode="exact", name="adam", **kwargs):
+                 clip_mode="exact", name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = validation.check_beta("beta_1", beta_1)
         self.beta_2 = validation.check_beta("beta_2", beta_2)

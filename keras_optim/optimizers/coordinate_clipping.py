@@ -11,16 +11,22 @@ sees the threshold of the full summed gradient:
   ``_backend_update_step`` through ``_all_reduce_sum_gradients``; the threshold is taken right
   after that all-reduce. Other Keras 3 backends: at the start of ``_backend_update_step``.
 - tf.keras 2.14: gradients are all-reduced first (``apply_gradients``), then
-  ``_clip_gradients``; the threshold is taken right after that.
+  ``_clip_gradients``; the threshold is taken after that, as ``_internal_apply_gradients``
+  starts.
 
 The optimizers keep it for the step in a scalar variable (replicated, written from the first
 replica), from which each variable's update reads it: the per-variable updates see the raw
 gradient and its clipped version, so that the second-moment statistics can keep the raw one.
+
+The wrapper replaces the gradients instead, at the start of the wrapped optimizer's
+``_clip_gradients`` (before its own ``clipnorm``); both hooks sit inside Keras' pipeline, after
+it has set ``overwrite_with_gradient`` variables aside and averaged accumulated gradients.
 """
 import threading
 
 from keras_optim import validation
-from keras_optim.backend import KERAS3, OptimizerBase, densify, register_serializable
+from keras_optim.backend import (
+    KERAS3, OptimizerBase, densify, optimizer_name, register_serializable)
 from keras_optim.math import coordinate_clip as clip_math
 
 if KERAS3:
@@ -121,10 +127,12 @@ class CoordinateClipMixin:
 
     else:
 
-        def _clip_gradients(self, grads):
-            grads = super()._clip_gradients(grads)
-            self._record_threshold(grads)
-            return grads
+        def _internal_apply_gradients(self, grads_and_vars):
+            # Not in `_clip_gradients`, which must stay a pure function of the gradients: it is
+            # called on its own, before the optimizer is built (Keras' own tests do).
+            grads_and_vars = list(grads_and_vars)
+            self._record_threshold([g for g, _ in grads_and_vars])
+            return super()._internal_apply_gradients(grads_and_vars)
 
     def get_config(self):
         config = super().get_config()
@@ -138,26 +146,58 @@ class CoordinateClipMixin:
         return config
 
 
-def _skip_all_reduce_while_flagged(optimizer):
-    """Makes the wrapped (Keras 3, TensorFlow) optimizer skip its own all-reduce while the
-    returned thread-local flag is on: the wrapper has summed and clipped the gradients already.
-    Thread-local because MirroredStrategy runs each replica's step in its own thread."""
-    flag = threading.local()
-    all_reduce = optimizer._all_reduce_sum_gradients
-
-    def all_reduce_unless_done(grads_and_vars):
-        if getattr(flag, "on", False):
-            return list(grads_and_vars)
-        return all_reduce(grads_and_vars)
-
-    optimizer._all_reduce_sum_gradients = all_reduce_unless_done
-    return flag
-
-
 def _in_distributed_replica_context():
     import tensorflow as tf_
 
     return tf_.distribute.has_strategy() and tf_.distribute.in_cross_replica_context() is False
+
+
+def _clip_first_in_gradient_clipping(optimizer, clip):
+    """Makes ``optimizer`` run ``clip`` (a list of gradients to a list) at the start of its own
+    gradient clipping, ``_clip_gradients``.
+
+    That is where the optimizer options (``coordinate_clip=``) take their threshold too: inside
+    Keras' own pipeline, which sets the ``overwrite_with_gradient`` variables (float8 scales)
+    aside before, and calls it once per update with the loss scale divided out and, under
+    ``gradient_accumulation_steps``, with the averaged gradient; tf.keras 2.14 has all-reduced
+    the gradients by then. Keras 3 all-reduces later, in ``_backend_update_step``: under
+    ``tf.distribute`` the gradients are summed here instead and that all-reduce is skipped
+    (a thread-local flag: MirroredStrategy runs each replica in its own thread).
+    """
+    keras_clip_gradients = optimizer._clip_gradients
+    if not _REDUCES_IN_UPDATE_STEP:
+
+        def clip_gradients(grads):
+            return keras_clip_gradients(clip(list(grads)))
+
+        optimizer._clip_gradients = clip_gradients
+        return
+
+    summed = threading.local()
+    keras_all_reduce = optimizer._all_reduce_sum_gradients
+
+    def clip_gradients(grads):
+        grads = list(grads)
+        if keras.backend.backend() == "tensorflow" and _in_distributed_replica_context():
+            import tensorflow as tf_
+
+            present = [i for i, g in enumerate(grads) if g is not None]
+            reduced = tf_.distribute.get_replica_context().all_reduce(
+                tf_.distribute.ReduceOp.SUM, [grads[i] for i in present]
+            )
+            for i, g in zip(present, reduced):
+                grads[i] = g
+            summed.done = True
+        return keras_clip_gradients(clip(grads))
+
+    def all_reduce_unless_summed(grads_and_vars):
+        if getattr(summed, "done", False):
+            summed.done = False
+            return list(grads_and_vars)
+        return keras_all_reduce(grads_and_vars)
+
+    optimizer._clip_gradients = clip_gradients
+    optimizer._all_reduce_sum_gradients = all_reduce_unless_summed
 
 
 @register_serializable(package="keras_optim")
@@ -175,6 +215,11 @@ class CoordinateClipping(OptimizerBase):
     ``coordinate_clip`` argument, feed it to the first moment only). The wrapped optimizer's
     own ``clipnorm`` / ``clipvalue`` / weight decay then act on the clipped gradient.
 
+    The clipping runs inside the wrapped optimizer's own gradient processing, where Keras
+    clips (``_clip_gradients``): the gradients of ``overwrite_with_gradient`` variables (float8
+    scales) pass untouched and count in no threshold, and with ``gradient_accumulation_steps``
+    the averaged gradient of the update is clipped, not each micro-batch.
+
     Args:
       optimizer: a Keras optimizer instance (the wrapper owns it from now on).
       fraction: in [0, 1], the fraction of coordinates clipped; 0 passes gradients unchanged,
@@ -182,7 +227,8 @@ class CoordinateClipping(OptimizerBase):
       threshold_scale: > 0, multiplies the threshold.
       mode: ``"exact"`` (a selection over all coordinates) or ``"fast"`` (the same order
         statistic of a fixed-size stratified sample; see ``docs/coordinate_clipping.md``).
-      name: defaults to ``"coordinate_clipping"``.
+      name: defaults to ``"coordinate_clipping"``, numbered on Keras 3 as Keras numbers its
+        optimizers (``coordinate_clipping_1``, ...).
     """
 
     def __init__(self, optimizer, fraction, threshold_scale=1.0, mode="exact", name=None,
@@ -202,17 +248,16 @@ class CoordinateClipping(OptimizerBase):
                 "`optimizer` already clips coordinates (coordinate_clip="
                 f"{optimizer.coordinate_clip}): use its coordinate_clip or this wrapper, not both."
             )
-        name = name or "coordinate_clipping"
+        name = optimizer_name(name, "coordinate_clipping")
         if KERAS3:
             super().__init__(learning_rate=0.0, name=name)
         else:
             super().__init__(name=name)
         self.inner_optimizer = optimizer
-        if _REDUCES_IN_UPDATE_STEP:
-            self._skip_inner_all_reduce = _skip_all_reduce_while_flagged(optimizer)
         self.fraction = check_fraction("fraction", fraction)
         self.threshold_scale = check_threshold_scale("threshold_scale", threshold_scale)
         self.mode = check_mode("mode", mode)
+        _clip_first_in_gradient_clipping(optimizer, self._clip)
 
     # --- the clipping, shared by both Keras ------------------------------------------------
 
@@ -228,6 +273,11 @@ class CoordinateClipping(OptimizerBase):
         for i, g in zip(present, clipped):
             out[i] = g
         return out
+
+    def _clip_gradients(self, grads):
+        """The gradient processing of an update: coordinate clipping, then the wrapped
+        optimizer's ``clipnorm`` / ``clipvalue`` / ``global_clipnorm``."""
+        return self.inner_optimizer._clip_gradients(grads)
 
     # --- delegation to the wrapped optimizer ---------------------------------------------
 
@@ -251,8 +301,33 @@ class CoordinateClipping(OptimizerBase):
         if hasattr(self, "inner_optimizer"):  # the base constructor sets it first
             self.inner_optimizer.learning_rate = learning_rate
 
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
+
+    def set_weights(self, weights):
+        """Sets ``variables`` (the wrapped optimizer's included) from ``weights``, in order."""
+        if not (self.built if KERAS3 else getattr(self, "_built", False)):
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. "
+                "Please call `optimizer.build(trainable_variables)` to create the optimizer "
+                "weights before calling `set_weights()`."
+            )
+        variables = self.variables
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"`set_weights()` expects {len(variables)} weights (the wrapper's and its "
+                f"optimizer's variables), got {len(weights)}."
+            )
+        for variable, weight in zip(variables, weights):
+            if tuple(variable.shape) != tuple(weight.shape):
+                raise ValueError(
+                    f"Optimizer variable {variable.name} has shape {tuple(variable.shape)} "
+                    f"not compatible with provided weight shape {tuple(weight.shape)}."
+                )
+            variable.assign(weight)
 
     def get_config(self):
         saving = keras.saving if KERAS3 else tf.keras.saving
@@ -283,32 +358,15 @@ class CoordinateClipping(OptimizerBase):
             return self.inner_optimizer.scale_loss(loss)
 
         def apply(self, grads, trainable_variables=None):
-            if not self.built:
+            if not self.built and trainable_variables is not None:
                 with keras.name_scope(self.name, caller=self):
-                    self.build(trainable_variables)
+                    self.build(list(trainable_variables))
                 self.built = True
-            grads = list(grads)
-            if keras.backend.backend() == "tensorflow" and _in_distributed_replica_context():
-                import tensorflow as tf_
+            # The wrapped optimizer clips in its `_clip_gradients` (see above).
+            self.inner_optimizer.apply(grads, trainable_variables)
 
-                # Threshold of the full gradient: all-reduce here, not in the wrapped optimizer.
-                present = [i for i, g in enumerate(grads) if g is not None]
-                reduced = tf_.distribute.get_replica_context().all_reduce(
-                    tf_.distribute.ReduceOp.SUM, [grads[i] for i in present]
-                )
-                for i, g in zip(present, reduced):
-                    grads[i] = g
-                flag = self._skip_inner_all_reduce
-                flag.on = True  # per replica thread
-                try:
-                    self.inner_optimizer.apply(self._clip(grads), trainable_variables)
-                finally:
-                    flag.on = False
-                return
-            self.inner_optimizer.apply(self._clip(grads), trainable_variables)
-
-        def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-            raise NotImplementedError("CoordinateClipping supports the TensorFlow backend.")
+        # `stateless_apply` (the JAX trainer's path) is Keras' own: it maps `variables`, the
+        # wrapped optimizer's included, to the given values and calls `apply` above.
 
     else:
 
@@ -321,12 +379,8 @@ class CoordinateClipping(OptimizerBase):
 
         def apply_gradients(self, grads_and_vars, name=None, skip_gradients_aggregation=False,
                             **kwargs):
-            grads_and_vars = list(grads_and_vars)
-            aggregate = kwargs.pop("experimental_aggregate_gradients", True)
-            if not skip_gradients_aggregation and aggregate:
-                grads_and_vars = self.aggregate_gradients(grads_and_vars)
-            grads, variables = zip(*grads_and_vars) if grads_and_vars else ((), ())
-            clipped = self._clip(list(grads))
+            # The wrapped optimizer all-reduces, then clips in its `_clip_gradients`.
             return self.inner_optimizer.apply_gradients(
-                zip(clipped, variables), name=name, skip_gradients_aggregation=True
+                grads_and_vars, name=name, skip_gradients_aggregation=skip_gradients_aggregation,
+                **kwargs,
             )

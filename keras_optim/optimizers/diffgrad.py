@@ -34,9 +34,11 @@ class DiffGrad(CoordinateClipMixin, SlotOptimizer):
       **kwargs: the Keras base arguments (see ``AdaBelief``).
     """
 
+    default_name = "diffgrad"
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact",
-                 name="diffgrad", **kwargs):
+                 name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = validation.check_beta("beta_1", beta_1)
         self.beta_2 = validation.check_beta("beta_2", beta_2)
