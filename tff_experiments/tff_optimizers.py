@@ -23,9 +23,24 @@ wherever TFF takes an optimizer::
 
 TFF optimizers are functional: the state (step count, moments) is a structure of tensors passed
 to and returned by ``next``. The learning rate and weight decay are hyperparameters in the state
-(``get_hparams``/``set_hparams``, ``tff.learning.optimizers.LEARNING_RATE_KEY``); the betas,
-epsilon and the boolean switches shape the computation and are fixed at construction.
-Statistics of half-precision weights are kept in float32, as in the Keras classes.
+(``get_hparams``/``set_hparams``, ``tff.learning.optimizers.LEARNING_RATE_KEY``) and may be
+tensors, as in TFF's own builders (``build_weighted_fed_avg_with_optimizer_schedule`` passes
+the scheduled learning rate as one); the betas, epsilon and the boolean switches shape the
+computation and are fixed at construction (numbers, or tensors whose value is known then).
+
+Half precision: the statistics of float16/bfloat16 weights are kept and computed in float32,
+as in the Keras classes, and the weights come back in their own dtype, rounded once per step.
+TFF's own optimizers keep their state in the weight dtype, which for half precision loses the
+moments (bfloat16 keeps 8 bits: ``s + 0.001 (g^2 - s)`` rounds back to ``s``). So ``next``
+holds the state to TFF's ``check_weights_state_match`` against the weights' *statistics*
+specs: same structure and shapes, the dtype ``keras_optim.backend.statistics_dtype`` gives
+(float32 for half precision, the weight's own otherwise); a state built for other weights
+still raises TFF's ``ValueError``.
+
+``epsilon=0`` is allowed, as in the authors' code and TFF's Adam: a coordinate whose gradient
+stays exactly 0 then divides 0 by 0 once the adaptive step starts (at once for diffGrad and
+AdaBelief without rectification; after the SGD warm-up with it), giving NaN exactly where the
+authors' code does. Use ``epsilon > 0`` when such coordinates can occur.
 """
 import collections
 
@@ -44,6 +59,32 @@ STEP_KEY = "step"
 _HPARAMS_KEYS = (LEARNING_RATE_KEY, WEIGHT_DECAY_KEY)
 
 
+def _check_hparam(name, value, **bounds):
+    """A hyperparameter kept in the state: a real number, or a float scalar tensor (checked
+    against the bounds when its value is known, as TFF's builders do)."""
+    if not tf.is_tensor(value):
+        return validation.check_real(name, value, **bounds)
+    if not value.dtype.is_floating or value.shape.rank not in (None, 0):
+        raise ValueError(f"`{name}` must be a real number or a float scalar tensor, got {value!r}.")
+    if not tf.is_symbolic_tensor(value):
+        validation.check_real(name, float(value), **bounds)
+    return value
+
+
+def _check_static(name, value, check=validation.check_real, **bounds):
+    """A setting that shapes the computation: a number, or a tensor whose value is known now."""
+    if tf.is_tensor(value):
+        if tf.is_symbolic_tensor(value) or value.shape.rank != 0:
+            raise ValueError(
+                f"`{name}` is fixed when the optimizer is built: pass a number, got {value!r}.")
+        value = float(value)
+    return check(name, value, **bounds)
+
+
+def _statistics_spec(weight):
+    return tf.TensorSpec(weight.shape, statistics_dtype(weight))
+
+
 class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
     r"""A TFF optimizer around one ``keras_optim.math`` update function.
 
@@ -55,10 +96,10 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
 
     def __init__(self, learning_rate, weight_decay, coordinate_clip=0.0, clip_threshold_scale=1.0,
                  clip_mode="exact"):
-        self._learning_rate = validation.check_real("learning_rate", learning_rate, low=0.0)
-        self._weight_decay = validation.check_real("weight_decay", weight_decay, low=0.0)
-        self._coordinate_clip = validation.check_real("coordinate_clip", coordinate_clip, low=0.0, high=1.0)
-        self._clip_threshold_scale = validation.check_real(
+        self._learning_rate = _check_hparam("learning_rate", learning_rate, low=0.0)
+        self._weight_decay = _check_hparam("weight_decay", weight_decay, low=0.0)
+        self._coordinate_clip = _check_static("coordinate_clip", coordinate_clip, low=0.0, high=1.0)
+        self._clip_threshold_scale = _check_static(
             "clip_threshold_scale", clip_threshold_scale, low=0.0, low_open=True)
         if clip_mode not in clip_math.MODES:
             raise ValueError(f"`clip_mode` must be one of {clip_math.MODES}, got {clip_mode!r}.")
@@ -89,11 +130,13 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
         gradients = tff.learning.optimizers.handle_indexed_slices_gradients(gradients)
         tff.learning.optimizers.check_weights_gradients_match(weights, gradients)
         names = self.slot_names()
+        statistics_specs = tf.nest.map_structure(_statistics_spec, weights)
         for name in names:
-            tff.learning.optimizers.optimizer.check_weights_state_match(weights, state[name], name)
+            tff.learning.optimizers.optimizer.check_weights_state_match(
+                statistics_specs, state[name], name)
         threshold = None
-        if self._coordinate_clip > 0:
-            present = [g for g in tf.nest.flatten(gradients) if g is not None]
+        present = [g for g in tf.nest.flatten(gradients) if g is not None]
+        if self._coordinate_clip > 0 and present:
             # Keras computes it before counting the step: its fast mode sees iterations = t - 1.
             threshold = clip_math.global_threshold(
                 present, self._coordinate_clip, self._clip_threshold_scale, self._clip_mode,
@@ -151,9 +194,9 @@ class _AdaBelief(_KerasOptimMathOptimizer):
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, amsgrad, rectify,
                  degenerated_to_sgd, weight_decay, **clipping):
         super().__init__(learning_rate, weight_decay, **clipping)
-        self._beta_1 = validation.check_beta("beta_1", beta_1)
-        self._beta_2 = validation.check_beta("beta_2", beta_2)
-        self._epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        self._beta_1 = _check_static("beta_1", beta_1, validation.check_beta)
+        self._beta_2 = _check_static("beta_2", beta_2, validation.check_beta)
+        self._epsilon = _check_static("epsilon", epsilon, low=0.0)
         self._amsgrad = validation.check_bool("amsgrad", amsgrad)
         self._rectify = validation.check_bool("rectify", rectify)
         self._degenerated_to_sgd = validation.check_bool("degenerated_to_sgd", degenerated_to_sgd)
@@ -174,9 +217,9 @@ class _AdaBelief(_KerasOptimMathOptimizer):
 class _DiffGrad(_KerasOptimMathOptimizer):
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, **clipping):
         super().__init__(learning_rate, weight_decay, **clipping)
-        self._beta_1 = validation.check_beta("beta_1", beta_1)
-        self._beta_2 = validation.check_beta("beta_2", beta_2)
-        self._epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        self._beta_1 = _check_static("beta_1", beta_1, validation.check_beta)
+        self._beta_2 = _check_static("beta_2", beta_2, validation.check_beta)
+        self._epsilon = _check_static("epsilon", epsilon, low=0.0)
 
     def slot_names(self):
         return diffgrad_math.SLOTS
@@ -237,9 +280,9 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
         if not isinstance(optimizer, tff.learning.optimizers.Optimizer):
             raise ValueError(f"`optimizer` must be a tff.learning.optimizers.Optimizer, got {optimizer!r}")
         self._inner = optimizer
-        self._fraction = validation.check_real("fraction", fraction, low=0.0, high=1.0)
-        self._threshold_scale = validation.check_real("threshold_scale", threshold_scale, low=0.0,
-                                                      low_open=True)
+        self._fraction = _check_static("fraction", fraction, low=0.0, high=1.0)
+        self._threshold_scale = _check_static("threshold_scale", threshold_scale, low=0.0,
+                                              low_open=True)
         if mode not in clip_math.MODES:
             raise ValueError(f"`mode` must be one of {clip_math.MODES}, got {mode!r}.")
         self._mode = mode
@@ -251,11 +294,12 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
         gradients = tff.learning.optimizers.handle_indexed_slices_gradients(gradients)
         flat = tf.nest.flatten(gradients)
         present = [i for i, g in enumerate(flat) if g is not None]
-        clipped, _ = clip_math.clip_coordinates(
-            [flat[i] for i in present], self._fraction, self._threshold_scale, self._mode,
-            step=state[STEP_KEY])
-        for i, g in zip(present, clipped):
-            flat[i] = g
+        if present:
+            clipped, _ = clip_math.clip_coordinates(
+                [flat[i] for i in present], self._fraction, self._threshold_scale, self._mode,
+                step=state[STEP_KEY])
+            for i, g in zip(present, clipped):
+                flat[i] = g
         inner_state, weights = self._inner.next(
             state["inner"], weights, tf.nest.pack_sequence_as(gradients, flat))
         return collections.OrderedDict([(STEP_KEY, state[STEP_KEY] + 1), ("inner", inner_state)]), weights

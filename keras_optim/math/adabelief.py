@@ -87,7 +87,10 @@ def adabelief_step(gradient, slots, step, *, beta_1, beta_2, epsilon, amsgrad=Fa
     sgd_coefficient = ops.where(
         rectified, zero, 1.0 / bias_correction_1 if degenerated_to_sgd else zero
     )
-    return m * (adaptive_coefficient / (ops.sqrt(s) + epsilon) + sgd_coefficient)
+    # Before rectification the adaptive term is 0; dividing it by sqrt(s) + 1 instead of
+    # sqrt(s) + epsilon keeps it 0 where s = epsilon = 0, finite as in the authors' code.
+    denominator_offset = ops.where(rectified, zero + epsilon, zero + 1.0)
+    return m * (adaptive_coefficient / (ops.sqrt(s) + denominator_offset) + sgd_coefficient)
 
 
 adabelief_update = functional(adabelief_step)
