@@ -49,6 +49,7 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
             tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)
         ),
         cond=lambda pred, true_fn, false_fn: tf.cond(pred, true_fn, false_fn),
+        equal=tf.equal,
         not_equal=tf.not_equal,
         logical_and=tf.logical_and,
         logical_not=tf.logical_not,
