@@ -96,15 +96,20 @@ def is_sparse(gradient):
 
 
 def densify(gradient):
-    """Sparse gradients (``tf.IndexedSlices`` from ``Embedding``) become dense tensors.
+    """Sparse gradients become dense tensors: ``tf.IndexedSlices`` (TensorFlow's gradient of
+    ``Embedding``), and on Keras 3 the backend's sparse arrays (``jax.experimental.sparse``
+    BCOO on JAX, ``tf.SparseTensor``).
 
     The result is the dense update, as Keras' own Adam gives: rows that were not looked up
     receive a zero gradient, and their moments still decay.
     """
     if type(gradient).__name__ == "IndexedSlices":
+        # Only TensorFlow makes IndexedSlices, so this import finds it loaded already.
         import tensorflow as tf
 
         return tf.convert_to_tensor(gradient)
+    if KERAS3:
+        return ops.convert_to_tensor(gradient, sparse=False)
     return gradient
 
 

@@ -92,7 +92,9 @@ def _magnitudes(gradient, dtype):
 
 
 def _count_above(values, threshold, count_dtype):
-    return ops.sum(ops.cast(values > threshold, count_dtype))
+    # Cast back: a sum of int32 is int64 under JAX's 64-bit mode (`jax_enable_x64`), and the
+    # search loop's counts must keep one dtype.
+    return ops.cast(ops.sum(ops.cast(values > threshold, count_dtype)), count_dtype)
 
 
 def _next_probe(lo, hi):
