@@ -14,6 +14,7 @@ import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments.asynchronous import (  # noqa: E402
     AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,
     client_importance)
+from tff_experiments.asynchronous.process import client_inputs  # noqa: E402
 from tff_experiments.data.digits import digits_client_data  # noqa: E402
 
 NUM_CLIENTS, LOCAL_STEPS, LR, MOMENTUM = 3, 3, 0.1, 0.9
@@ -45,6 +46,11 @@ def client_data():
 @pytest.fixture(scope="module")
 def process():
     return build_stale_model_process(logistic_model_fn, client_sgdm())
+
+
+@pytest.fixture(scope="module")
+def grouped_process():
+    return build_stale_model_process(logistic_model_fn, client_sgdm(), clients_per_group=2)
 
 
 def trainable(weights):
@@ -116,7 +122,10 @@ def numpy_simulation(schedule, local, initial, eta_g=1.0):
     ("fedfix", dict(delta_t=0.4), "weight"),
     ("fedbuff-keep-training", dict(buffer_size=2), "weight"),
 ])
-def test_stale_schedules_equal_numpy_simulation(process, client_data, algorithm, kwargs, policy):
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-client", "grouped"])
+def test_stale_schedules_equal_numpy_simulation(process, grouped_process, client_data, algorithm, kwargs,
+                                                policy, grouped):
+    process = grouped_process if grouped else process
     local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
     schedule = build_schedule(algorithm, ClientTimes.from_scenario(NUM_CLIENTS, "F-60"), 2.0,
                               client_importance("uniform", [1] * NUM_CLIENTS), policy, **kwargs)
@@ -125,6 +134,70 @@ def test_stale_schedules_equal_numpy_simulation(process, client_data, algorithm,
     want = numpy_simulation(schedule, local, trainable(process.initialize().global_model_weights))
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+
+
+def test_grouped_local_works_equal_tff_client_work_with_their_metrics(process, grouped_process, client_data):
+    # 3 clients, groups of at most 2, two different stale models: every value and metric as
+    # TFF's own client work gives it.
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    start = process.initialize()
+    other = process.next(start, client_inputs(process, local, [(start.global_model_weights, 0, 0, 1.0)])).state
+    works = [(start.global_model_weights, 0, 1, 0.5), (other.global_model_weights, 1, 0, 0.25),
+             (start.global_model_weights, 2, 0, 0.125)]
+    want = process.next(other, client_inputs(process, local, works))
+    inputs = client_inputs(grouped_process, local, works)
+    assert [len(g["weight"]) for g in inputs] == [2, 1]
+    got = grouped_process.next(other, inputs)
+    for g, w in zip(trainable(got.state.global_model_weights), trainable(want.state.global_model_weights)):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+    train_got, train_want = got.metrics["client_work"]["train"], want.metrics["client_work"]["train"]
+    assert train_got["num_examples"] == train_want["num_examples"] == 3 * LOCAL_STEPS * 16
+    np.testing.assert_allclose(train_got["loss"], train_want["loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("clients_per_group", [None, 4])
+def test_a_step_without_clients_leaves_the_whole_state_unchanged(client_data, clients_per_group):
+    # Server SGD with momentum: a zero update would still move the model by the momentum.
+    momentum_process = build_stale_model_process(
+        logistic_model_fn, client_sgdm(), tff.learning.optimizers.build_sgdm(1.0, momentum=0.9),
+        clients_per_group=clients_per_group)
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    state = momentum_process.initialize()
+    works = [(state.global_model_weights, i, 0, 1 / 3) for i in range(NUM_CLIENTS)]
+    state = momentum_process.next(state, client_inputs(momentum_process, local, works)).state
+    assert np.abs(np.asarray(state.finalizer["accumulator"][0])).max() > 0
+    # no client; and clients whose weights are all zero
+    for works in ([], [(state.global_model_weights, 0, 1, 0.0)]):
+        after = momentum_process.next(state, client_inputs(momentum_process, local, works)).state
+        for a, b in zip(tf.nest.flatten(after), tf.nest.flatten(state)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_hparams_expose_client_and_server_learning_rates_as_tff_fedavg(process, client_data):
+    server = tff.learning.optimizers.build_sgdm(learning_rate=1.0)
+    fedavg = tff.learning.algorithms.build_weighted_fed_avg(
+        logistic_model_fn, client_sgdm(), server_optimizer_fn=server)
+    ours = process.get_hparams(process.initialize())
+    theirs = fedavg.get_hparams(fedavg.initialize())
+    assert tf.nest.map_structure(float, ours) == tf.nest.map_structure(float, theirs)
+    assert ours["client_work"]["learning_rate"] == pytest.approx(LR)
+    assert ours["finalizer"]["learning_rate"] == pytest.approx(1.0)
+    # set_hparams: a server learning rate of 0.5 halves the step; a client rate of 0 stops it
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    start = process.initialize()
+    works = [(start.global_model_weights, 0, 0, 1.0)]
+    full = process.next(start, client_inputs(process, local, works)).state
+    hparams = tf.nest.map_structure(lambda x: x, ours)
+    hparams["finalizer"]["learning_rate"] = np.float32(0.5)
+    half = process.next(process.set_hparams(start, hparams), client_inputs(process, local, works)).state
+    assert process.get_hparams(half)["finalizer"]["learning_rate"] == pytest.approx(0.5)
+    for s, f, h in zip(trainable(start.global_model_weights), trainable(full.global_model_weights),
+                       trainable(half.global_model_weights)):
+        np.testing.assert_allclose(h - s, 0.5 * (f - s), rtol=1e-4, atol=1e-7)
+    hparams["client_work"]["learning_rate"] = np.float32(0.0)
+    frozen = process.next(process.set_hparams(start, hparams), client_inputs(process, local, works)).state
+    for s, f in zip(trainable(start.global_model_weights), trainable(frozen.global_model_weights)):
+        np.testing.assert_array_equal(s, f)
 
 
 def test_restored_state_continues_exactly(process, client_data, tmp_path):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow_federated as tff
 
-from tff_experiments.asynchronous.process import client_input
+from tff_experiments.asynchronous.process import client_inputs
 
 
 @dataclasses.dataclass
@@ -60,11 +60,9 @@ class AsynchronousDriver:
         return run_state.process_state.global_model_weights
 
     def client_inputs(self, step, versions):
-        return [
-            client_input(versions[c.sent_version], self.local_batches.dataset(c.client, c.work_index),
-                         c.weight)
-            for c in step.contributions
-        ]
+        return client_inputs(self.process, self.local_batches,
+                             [(versions[c.sent_version], c.client, c.work_index, c.weight)
+                              for c in step.contributions])
 
     def run_step(self, run_state):
         """Runs server step ``run_state.next_step``; returns the new state and its record."""

@@ -71,6 +71,11 @@ class LocalBatches:
         size = min(self.batch_size, n)
         return np.stack([rng.choice(n, size=size, replace=False) for _ in range(self.local_steps)])
 
+    def batch_arrays(self, client, work_index):
+        """The K batches as arrays of shape ``(K, min(B, n_i), ...)`` (for grouped processes)."""
+        indices = self.batch_indices(client, work_index)
+        return tf.nest.map_structure(lambda a: a[indices], self.arrays(client))
+
     def dataset(self, client, work_index):
         indices = self.batch_indices(client, work_index)
         rows = indices.reshape(-1)
