@@ -191,7 +191,7 @@ def timing(args, blocks=4, steps_per_block=8):
     """Median wall seconds of a whole step and of the server's mixing computation, per rule.
 
     The rules take turns in blocks of steps (the machine is shared: drifts in load hit all of
-    them alike). The mixing computation (``process.mix``: attack with its line search, receptions,
+    them alike). The mixing computation (``run.mix``: attack with its line search, receptions,
     per-machine rule) is timed on the honest models of the run's current state.
     """
     import collections
@@ -227,7 +227,7 @@ def timing(args, blocks=4, steps_per_block=8):
                 gathered["flipped"] = np.zeros_like(honest)
             for _ in range(steps_per_block):
                 start = time.perf_counter()
-                run.process.mix(state["server"], gathered, np.float32(0.1))
+                run.mix(state["server"], gathered, np.float32(0.1))
                 mix_seconds[label].append(time.perf_counter() - start)
             entry[1] = state
     reference = "D-SGD" if "D-SGD" in runs else next(iter(runs))

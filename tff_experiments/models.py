@@ -191,19 +191,38 @@ def initial_weights(keras_builder, seed=0):
 
 
 @functools.lru_cache(maxsize=8)
-def _evaluator(keras_builder):
-    """One model per builder and a compiled step summing the loss and the hits of a batch."""
+def _per_example(keras_builder):
+    """One model per builder and a compiled per-example (loss, hit) function, in float64."""
     model = keras_builder(seed=0)
 
     @tf.function(reduce_retracing=True)
-    def sums(x, y):
+    def losses_and_hits(x, y):
         logits = model(x, training=False)
         y = tf.cast(y, tf.int64)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        losses = tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), tf.float64)
         hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), tf.float64)
-        return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(hits), tf.cast(tf.size(y), tf.float64)
+        if losses.shape.rank > 1:  # sequence labels: the mean over positions
+            axes = list(range(1, losses.shape.rank))
+            losses, hits = tf.reduce_mean(losses, axis=axes), tf.reduce_mean(hits, axis=axes)
+        return losses, hits
 
-    return model, sums
+    return model, losses_and_hits
+
+
+def per_example_loss_and_accuracy(keras_builder, weights, x, y, batch_size=1024):
+    """``(losses, hits)`` of the model ``keras_builder`` with ``weights``: float64 arrays, one
+    entry per example (for sequence labels, the mean over its positions)."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"evaluation needs as many labels as inputs, at least one; got {len(x)} and {len(y)}")
+    model, fn = _per_example(keras_builder)
+    assign_weights(model, weights)
+    losses, hits = [], []
+    for start in range(0, len(x), batch_size):
+        loss, hit = fn(x[start:start + batch_size], y[start:start + batch_size])
+        losses.append(loss.numpy())
+        hits.append(hit.numpy())
+    return np.concatenate(losses), np.concatenate(hits)
 
 
 def evaluate_weights(keras_builder, weights, x, y, batch_size=1024):
@@ -211,15 +230,7 @@ def evaluate_weights(keras_builder, weights, x, y, batch_size=1024):
 
     Returns:
       ``{'loss': float, 'accuracy': float}``: the mean cross-entropy and the accuracy over all
-      examples (and positions, for sequence labels), accumulated in float64.
+      examples (and positions, for sequence labels), in float64.
     """
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"evaluation needs as many labels as inputs, at least one; got {len(x)} and {len(y)}")
-    model, sums = _evaluator(keras_builder)
-    assign_weights(model, weights)
-    loss, hits, count = 0.0, 0.0, 0.0
-    for start in range(0, len(x), batch_size):
-        batch_loss, batch_hits, batch_count = sums(x[start:start + batch_size], y[start:start + batch_size])
-        loss, hits, count = loss + float(batch_loss), hits + float(batch_hits), count + float(batch_count)
-    return {"loss": loss / count, "accuracy": hits / count}
+    losses, hits = per_example_loss_and_accuracy(keras_builder, weights, x, y, batch_size)
+    return {"loss": float(losses.mean()), "accuracy": float(hits.mean())}

@@ -1,20 +1,64 @@
-"""Process hygiene for TFF 0.87.
+"""Process hygiene and isolation for TFF 0.87.
 
-TFF's local C++ execution context starts a ``worker_binary`` subprocess and only stops it in a
-``__del__`` that does not run at interpreter exit. The orphan keeps the parent's stdout and
-stderr open, so anything that pipes our output (CI, ``| tee``) waits for it forever.
-``install_reaper()`` (done on import of ``tff_experiments``) ends, at exit, the workers that
-this process started, and only those. A SIGTERM (``kill``, job schedulers, CI timeouts) would end
-Python without running exit hooks, so it is turned into ``SystemExit``: ``finally`` blocks and
-the reaper run, and the exit status is 143 as for a plain SIGTERM.
+Every TFF run starts ``worker_binary --port=N``, an unauthenticated executor service that
+listens on *all* interfaces and runs any TensorFlow graph sent to it (graphs read and write
+files through ``tf.io``); it has no flag to bind to loopback. TFF also stops it only in a
+``__del__`` that does not run at interpreter exit, and restarts it when a call fails, so a
+killed run can leave it behind holding the parent's stdout (``| tee`` never returns).
+
+Both are settled at the root by ``run_in_namespace``: the command lines run the whole
+simulation in a private user, network and PID namespace (``unshare --user --map-root-user
+--net --pid --fork --kill-child --mount-proc``, loopback brought up inside). The service is
+then reachable from this namespace only, and when the run's first process ends the kernel
+kills every process of the namespace, so no worker can outlive the run. With remote workers
+(``--workers``) the run needs the real network: it keeps the PID namespace (nothing outlives
+it) but not the network one, and says so in one line. Where the OS allows no namespace
+(no unprivileged user namespaces, no ``unshare``, macOS) the run goes on in this process, as
+before, with a one-line warning.
+
+In this process (library use, the fallback), ``install_reaper()`` (done on import of
+``tff_experiments``) ends, at exit, the workers that this process started, and only those. A
+SIGTERM (``kill``, job schedulers, CI timeouts) would end Python without running exit hooks,
+so it is turned into ``SystemExit``: ``finally`` blocks and the reaper run, and the exit status
+is 143 as for a plain SIGTERM.
 """
 import atexit
+import ctypes
+import fcntl
 import os
+import shutil
 import signal
+import socket
+import struct
+import subprocess
+import sys
 import time
 
 WORKER_NAME = "worker_binary"
 _installed = False
+
+
+def _children_of(pid):
+    """PIDs of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _command_name(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0].decode(errors="replace"))
+    except OSError:
+        return None
 
 
 def _worker_children(pid):
@@ -22,20 +66,7 @@ def _worker_children(pid):
     try:
         import psutil
     except ImportError:  # fall back to /proc (Linux)
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().split(b"\0")[0].decode(errors="replace")
-            except OSError:
-                continue
-            if int(fields[1]) == pid and os.path.basename(cmdline) == WORKER_NAME:
-                found.append(int(entry))
-        return found
+        return [child for child in _children_of(pid) if _command_name(child) == WORKER_NAME]
     children = []
     for child in psutil.Process(pid).children(recursive=False):
         try:
@@ -103,3 +134,118 @@ def install_reaper():
             except ValueError:  # not the main thread
                 pass
         _installed = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Namespaces
+
+NAMESPACE_ENV = "KERAS_OPTIM_NAMESPACE"  # "off": never isolate; "inside": set for the run inside
+_UNSHARE_FLAGS = ("--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc")
+_PR_SET_PDEATHSIG = 1
+# struct ifreq: 16 bytes of name, then a union of 24 bytes whose first field is the short flags.
+_IFREQ = "16sH22x"
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def inside_namespace():
+    return os.environ.get(NAMESPACE_ENV) == "inside"
+
+
+def _unshare_command(private_network):
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    return [unshare, *_UNSHARE_FLAGS, *(["--net"] if private_network else [])]
+
+
+def namespace_unavailable(private_network=True):
+    """``None`` where ``run_in_namespace`` can work here, else why not (a short phrase)."""
+    if os.environ.get(NAMESPACE_ENV) == "off":
+        return f"{NAMESPACE_ENV}=off"
+    if not sys.platform.startswith("linux"):
+        return f"no Linux namespaces on {sys.platform}"
+    command = _unshare_command(private_network)
+    if command is None:
+        return "no unshare command"
+    try:
+        probe = subprocess.run([*command, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unshare failed ({type(error).__name__})"
+    if probe.returncode != 0:
+        reason = " ".join(probe.stderr.split())[:120] or f"exit status {probe.returncode}"
+        return f"unshare failed: {reason}"
+    return None
+
+
+def bring_up_loopback():
+    """Sets ``lo`` up (a new network namespace starts with it down); what ``ip link set lo up`` does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack(_IFREQ, b"lo", 0)
+        flags = struct.unpack(_IFREQ, fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        if not flags & _IFF_UP:
+            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+
+
+def _die_with_parent():
+    # In the unshare child, before exec: SIGKILL it if this (supervising) process dies, so
+    # that --kill-child then ends the run and the namespace goes with it.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def run_in_namespace(argv, private_network=True, pass_fds=()):
+    """Runs ``argv`` (a Python command) in new user + PID (+ network) namespaces; returns its
+    exit status.
+
+    This process stays outside as a small supervisor: it forwards SIGINT, SIGTERM and SIGHUP
+    to the run (``unshare`` itself ignores them), SIGKILLs the namespace on a second signal,
+    and returns the run's exit status (128 + N for a run ended by signal N). The run sees
+    ``KERAS_OPTIM_NAMESPACE=inside``.
+    """
+    env = dict(os.environ, **{NAMESPACE_ENV: "inside"})
+    if private_network:
+        env[NAMESPACE_ENV + "_NET"] = "1"
+    unshare = subprocess.Popen([*_unshare_command(private_network), *argv], env=env, pass_fds=tuple(pass_fds),
+                               preexec_fn=_die_with_parent, process_group=0)
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        run = _children_of(unshare.pid)
+        if len(received) > 1 or not run:  # a second signal, or the run is not started yet
+            _kill(unshare.pid, signal.SIGKILL)  # --kill-child takes the run and its namespace
+        else:
+            for pid in run:
+                _kill(pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = unshare.wait()
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - code if code < 0 else code
+
+
+def _kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def prepare_namespace():
+    """Inside ``run_in_namespace``: brings loopback up, and makes SIGHUP end the run like SIGTERM
+    (as PID 1 of its namespace, the run ignores the signals it has no handler for)."""
+    if not inside_namespace():
+        return
+    if os.environ.get(NAMESPACE_ENV + "_NET") == "1":
+        bring_up_loopback()
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _exit_on_sigterm)

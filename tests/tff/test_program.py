@@ -73,6 +73,26 @@ def test_run_cli_exit_codes_and_other_errors(capsys, monkeypatch):
         errors.run_cli(lambda argv: (_ for _ in ()).throw(ValueError("debugging")))
 
 
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/out/metrics.csv"),
+                                   OSError(28, "No space left on device"), IsADirectoryError(21, "Is a directory")])
+def test_run_cli_turns_os_errors_into_one_line(error, capsys, monkeypatch):
+    monkeypatch.delenv("KERAS_OPTIM_TRACEBACK", raising=False)
+
+    def main(argv):
+        raise error
+
+    assert exit_of(main) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and error.strerror in err
+
+
+def test_run_cli_turns_os_errors_into_one_line_without_a_bare_traceback(capfd):
+    code = "from tff_experiments.program.errors import run_cli\ndef main(argv): open('/proc/no/such/file')\nrun_cli(main)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 2 and done.stderr.startswith("error:") and done.stderr.count("\n") == 1, done.stderr
+
+
 def test_argument_parser_errors_are_one_line(capsys):
     parser = errors.CliArgumentParser(prog="fedfix")
     parser.add_argument("--algorithm", choices=["fedavg", "fedfix"], required=True)
@@ -248,6 +268,33 @@ def test_checkpointer_refuses_another_runs_checkpoint(tmp_path):
         same.load_latest({"w": np.zeros((2, 3)), "clock": 1.0, "extra": 2})
     with pytest.raises(ValueError, match="interval"):
         Checkpointer(tmp_path, every=0)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capfd):
+    states = {step: {"w": np.full((2, 3), float(step)), "clock": 0.5 * step} for step in (4, 8, 12)}
+    saver = Checkpointer(tmp_path, every=4, keep=3, config={"steps": 12})
+    for step, state in states.items():
+        saver.save(state, step)
+    index = tmp_path / "checkpoints" / "step_12" / "variables" / "variables.index"
+    index.write_bytes(b"not a checkpoint")
+    loader = Checkpointer(tmp_path, every=4, keep=3, config={"steps": 12})
+    state, step = loader.load_latest(states[4])
+    assert step == 8
+    np.testing.assert_array_equal(state["w"], states[8]["w"])
+    warning = capfd.readouterr().err.strip()
+    assert "\n" not in warning and "step_12" in warning and "resuming from step_8" in warning
+    assert "same command" not in warning  # it would fail the same way again
+    assert loader.versions() == [4, 8]  # step 12 is set aside, so the run saves it again
+    assert loader.save(states[12], 12) and loader.load_latest(states[4])[1] == 12
+
+
+def test_no_readable_checkpoint_is_one_line(tmp_path):
+    saver = Checkpointer(tmp_path, every=1, config=None)
+    saver.save({"w": np.zeros(2)}, 1)
+    (tmp_path / "checkpoints" / "step_1" / "variables" / "variables.index").write_bytes(b"damaged")
+    with pytest.raises(ValueError, match="no older checkpoint") as info:
+        Checkpointer(tmp_path, every=1).load_latest({"w": np.zeros(2)})
+    assert "\n" not in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------

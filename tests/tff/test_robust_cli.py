@@ -1,4 +1,5 @@
-"""``python -m tff_experiments.monna``: outputs, exact resume after a kill, export, one-line errors."""
+"""``python -m tff_experiments.robust`` (alias ``tff_experiments.monna``): outputs, exact resume after a kill,
+export, one-line errors."""
 import csv
 import json
 
@@ -19,8 +20,8 @@ TINY = ["--machines", "7", "--byzantine", "2", "--rule", "nna", "--attack", "ali
 WALL_CLOCK_COLUMNS = ("step_seconds",)
 
 
-def cli(args):
-    return cli_runs.start("tff_experiments.monna", args)
+def cli(args, module="tff_experiments.robust"):
+    return cli_runs.start(module, args)
 
 
 def metrics_without_wall_clock(path):
@@ -41,6 +42,7 @@ def uninterrupted(tmp_path_factory):
 def test_outputs(uninterrupted):
     out, stdout, stderr = uninterrupted
     assert "steps" in stderr and "40/40" in stderr.replace(".00", "")  # the progress bar
+    assert not cli_runs.tensorflow_log_lines(stderr), stderr[-3000:]
     assert json.loads(stdout.strip().splitlines()[-1])["step"] == 40
     rows = metrics_without_wall_clock(out / "metrics.csv")
     assert [int(r["step"]) for r in rows] == list(range(0, 41, 5))
@@ -97,7 +99,7 @@ def test_resume_with_other_settings_is_refused(uninterrupted, capfd):
 @pytest.mark.parametrize("argv,message", [
     (["--machines", "10", "--byzantine", "5"], "0 <= f < n/2"),
     (["--machines", "10", "--byzantine", "7"], "0 <= f < n/2"),
-    (["--byzantine", "-1"], "0 <= f < n/2"),
+    (["--byzantine", "-1"], "--byzantine must be"),
     (["--attack", "gaussian"], "invalid choice: 'gaussian'"),
     (["--attack", "none"], "need an --attack"),
     (["--byzantine", "0", "--attack", "alie"], "needs Byzantine machines"),
@@ -105,7 +107,7 @@ def test_resume_with_other_settings_is_refused(uninterrupted, capfd):
     (["--attack", "mimic", "--mimic-target", "21"], "--mimic-target"),
     (["--attack", "sign_flipping", "--attack-factor", "2"], "--attack-factor is for alie and foe"),
     (["--momentum", "1"], "--momentum"),
-    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "0"], "--lr must be a finite number > 0"),
     (["--alpha", "-1"], "--alpha"),
     (["--machines", "5", "--byzantine", "2", "--rule", "krum"], "krum"),
 ])
@@ -120,7 +122,7 @@ def test_bad_input_is_one_line(argv, message, tmp_path, capfd):
 
 
 def test_bad_input_from_the_shell_is_one_line(tmp_path):
-    process = cli(["--machines", "4", "--byzantine", "2", "--out", str(tmp_path / "x")])
+    process = cli(["--machines", "4", "--byzantine", "2", "--out", str(tmp_path / "x")], module="tff_experiments.monna")
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 2
     lines = [line for line in stderr.splitlines() if line.strip()]

@@ -90,3 +90,115 @@ def _session_of(pid):
         return os.getsid(pid)
     except ProcessLookupError:
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The command lines run in a private namespace: their executor service is unreachable from other
+# machines, and nothing of a run outlives it, however it is stopped.
+
+RUNS = {
+    "asynchronous": ["--algorithm", "async", "--model", "logistic", "--clients", "3", "--horizon", "400",
+                     "--local-steps", "1", "--batch-size", "8", "--eval-every", "100", "--checkpoint-every", "1000"],
+    "robust": ["--machines", "5", "--byzantine", "1", "--batch-size", "4", "--steps", "5000", "--eval-every", "1000",
+               "--checkpoint-every", "1000"],
+}
+
+
+def _session(leader):
+    """PIDs of the live processes of the session that ``leader`` leads (its whole run)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == leader and _state(int(entry)) != "Z":
+                    found.append(int(entry))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return found
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def _listening(pid):
+    """``[(address, port)]`` of the TCP sockets that ``pid`` listens on (hex addresses as /proc has them)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    address, port = fields[1].split(":")
+                    found.append((address, int(port, 16)))
+    return found
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def _reachable_listeners(pid):
+    """The listening sockets of ``pid`` that another machine could reach."""
+    listening = _listening(pid)
+    if os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+        with open(f"/proc/{pid}/net/dev") as f:
+            interfaces = {line.split(":")[0].strip() for line in f.readlines()[2:]}
+        return [] if interfaces <= {"lo"} else [(a, p, sorted(interfaces)) for a, p in listening]
+    return [(a, p) for a, p in listening if a not in LOOPBACK]
+
+
+@pytest.mark.parametrize("command,signum", [("asynchronous", signal.SIGINT), ("robust", signal.SIGTERM)])
+def test_a_run_listens_on_no_network_and_leaves_nothing_when_signalled(command, signum, tmp_path):
+    from tests.tff import cli_runs
+
+    out = tmp_path / "out"
+    proc = cli_runs.start(f"tff_experiments.{command}", RUNS[command] + ["--out", str(out), "--no-progress"],
+                          start_new_session=True)
+    try:
+        cli_runs.wait_for_checkpoint(proc, out, step=0)  # TFF has run: its worker_binary listens
+        members = _session(proc.pid)
+        workers = [p for p in members if _name(p) == WORKER]
+        assert workers, "no worker_binary in the run: nothing to test"
+        exposed = {p: _reachable_listeners(p) for p in members if _listening_or_none(p)}
+        assert not any(exposed.values()), f"listening beyond loopback: {exposed}"
+        os.killpg(proc.pid, signum)  # as Ctrl-C / kill of the job would
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    left = _session(proc.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the run outlived it: {[(p, _name(p)) for p in left]}"
+    assert proc.returncode == (130 if signum == signal.SIGINT else 128 + signum), stderr[-2000:]
+
+
+WORKER = "worker_binary"
+
+
+def _name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _listening_or_none(pid):
+    try:
+        return _listening(pid)
+    except OSError:  # ended meanwhile
+        return []

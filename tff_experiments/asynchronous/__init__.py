@@ -59,6 +59,21 @@ def build_schedule(algorithm, times, horizon, importance, policy="weight", *, de
     raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
 
 
+def expected_server_steps(algorithm, mean_times, horizon, *, delta_t=None, buffer_size=None):
+    """About how many server steps ``build_schedule`` makes (clients' mean times ``mean_times``):
+    a bound to check before building a schedule, which holds every step in memory."""
+    import numpy as np
+
+    returns_per_time = float(np.sum(1.0 / np.asarray(mean_times, dtype=np.float64)))
+    if algorithm == "fedavg":
+        return horizon / float(np.max(mean_times))
+    if algorithm == "fedfix":
+        return horizon / delta_t
+    if algorithm.startswith("fedbuff"):
+        return horizon * returns_per_time / buffer_size
+    return horizon * returns_per_time
+
+
 def __getattr__(name):
     # The TFF parts are imported on first use: the schedules need neither TF nor TFF.
     if name == "build_stale_model_process":
@@ -76,5 +91,5 @@ def __getattr__(name):
 __all__ = [
     "ALGORITHMS", "IMPORTANCES", "POLICIES", "AsynchronousDriver", "ClientTimes", "Contribution",
     "LocalBatches", "Schedule", "ServerStep", "build_schedule", "build_stale_model_process",
-    "client_importance", "scenario_mean_times",
+    "client_importance", "expected_server_steps", "scenario_mean_times",
 ]

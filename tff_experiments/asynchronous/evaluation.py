@@ -7,43 +7,9 @@ surrogate objective :math:`\sum_i r_i F_i(\theta)` that a scheme actually minimi
 :class:`GlobalEvaluator` reports both on the clients' training data, and loss and accuracy on
 held-out data.
 """
-import functools
-
 import numpy as np
-import tensorflow as tf
 
-from tff_experiments import models
-
-
-@functools.lru_cache(maxsize=8)
-def _per_example(keras_builder):
-    """A model of ``keras_builder`` and a compiled per-example (loss, accuracy) function."""
-    model = keras_builder(seed=0)
-
-    @tf.function(reduce_retracing=True)
-    def losses_and_hits(x, y):
-        logits = model(x, training=False)
-        y = tf.cast(y, tf.int64)
-        losses = tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), tf.float64)
-        hits = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), tf.float64)
-        if losses.shape.rank > 1:  # sequence labels: the mean over positions
-            axes = list(range(1, losses.shape.rank))
-            losses, hits = tf.reduce_mean(losses, axis=axes), tf.reduce_mean(hits, axis=axes)
-        return losses, hits
-
-    return model, losses_and_hits
-
-
-def per_example_loss_and_accuracy(keras_builder, weights, x, batch_y, batch_size=1024):
-    """``(losses, hits)``: float64 arrays, one entry per example."""
-    model, fn = _per_example(keras_builder)
-    models.assign_weights(model, weights)
-    losses, hits = [], []
-    for start in range(0, len(x), batch_size):
-        loss, hit = fn(x[start:start + batch_size], batch_y[start:start + batch_size])
-        losses.append(loss.numpy())
-        hits.append(hit.numpy())
-    return np.concatenate(losses), np.concatenate(hits)
+from tff_experiments.models import per_example_loss_and_accuracy
 
 
 def _subsample(n, limit, rng):

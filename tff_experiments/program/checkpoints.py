@@ -23,6 +23,7 @@ is refused with a one-line ``ValueError`` instead of resuming the wrong run.
 """
 import json
 import shutil
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +33,7 @@ from tff_experiments.program.metrics import run_sync
 
 FORMAT_VERSION = 1
 PREFIX = "step_"
+DAMAGED_DIR = "checkpoints_damaged"
 
 
 def _json_array(value):
@@ -174,32 +176,47 @@ class Checkpointer:
         return int(step) % self.every == 0 and self.save(state, step)
 
     def load_latest(self, structure_template):
-        """``(state, step)`` of the latest checkpoint, or ``(None, 0)`` if there is none.
+        """``(state, step)`` of the latest readable checkpoint, or ``(None, 0)`` if there is none.
 
         ``structure_template`` is a state of the same structure (e.g. the freshly initialised
-        state): its nesting is used to rebuild the loaded leaves.
+        state): its nesting is used to rebuild the loaded leaves. A checkpoint that cannot be
+        read (a damaged file) is moved to ``checkpoints_damaged/`` with a one-line warning, and the
+        previous kept one is loaded instead.
 
         Raises:
           ValueError (one line): the checkpoint belongs to a run with another config or state
-            layout, or cannot be read.
+            layout, or no kept checkpoint can be read.
         """
-        versions = self.versions()
-        if not versions:
-            return None, 0
-        step = versions[-1]
-        path = self.directory / f"{PREFIX}{step}"
         template_leaves = tf.nest.flatten(structure_template)
-        try:
-            header_bytes, buffer = run_sync(self._manager.load(step, [None, None]))
-            header = json.loads(_as_bytes(header_bytes).decode("utf-8"), object_hook=_json_array_hook)
-        except Exception as error:  # noqa: BLE001 - another layout, or a damaged file
-            raise ValueError(
-                f"cannot read {path} as this run's state ({type(error).__name__}: {' '.join(str(error).split())[:200]}): "
-                "resume with the same command, or use another output folder"
-            ) from error
-        self._check(header, template_leaves)
-        leaves = _decode(header["leaves"], buffer)
-        return tf.nest.pack_sequence_as(structure_template, leaves), step
+        damaged = []
+        for step in reversed(self.versions()):
+            try:
+                header_bytes, buffer = run_sync(self._manager.load(step, [None, None]))
+                header = json.loads(_as_bytes(header_bytes).decode("utf-8"), object_hook=_json_array_hook)
+            except Exception as error:  # noqa: BLE001 - a damaged or half-deleted checkpoint
+                damaged.append((step, f"{type(error).__name__}: {' '.join(str(error).split())[:160]}"))
+                self._set_aside(step)
+                continue
+            self._check(header, template_leaves)
+            if damaged:
+                print(f"warning: {self._damage_note(damaged)}; resuming from {PREFIX}{step}", file=sys.stderr, flush=True)
+            return tf.nest.pack_sequence_as(structure_template, _decode(header["leaves"], buffer)), step
+        if damaged:
+            raise ValueError(f"{self._damage_note(damaged)} and no older checkpoint is kept: start again in another "
+                             "output folder")
+        return None, 0
+
+    def _damage_note(self, damaged):
+        names = ", ".join(f"{PREFIX}{step}" for step, _ in damaged)
+        return (f"cannot read {names} in {self.directory} ({damaged[0][1]}); moved to "
+                f"{self.directory.with_name(DAMAGED_DIR)}")
+
+    def _set_aside(self, step):
+        """Moves a damaged checkpoint out of the way, so that the step can be saved again."""
+        target = self.directory.with_name(DAMAGED_DIR) / f"{PREFIX}{step}"
+        target.parent.mkdir(exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(self.directory / f"{PREFIX}{step}"), str(target))
 
     def _check(self, header, template_leaves):
         where = f"the checkpoint in {self.directory}"

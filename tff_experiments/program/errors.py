@@ -1,8 +1,8 @@
 """One-line errors for the command lines.
 
 ``run_cli(main)`` runs a command line's ``main(argv)`` and turns the errors a user can fix
-(``UsageError``, any ``ValueError``, ``FileNotFoundError``) into one line ``error: <message>``
-on stderr and exit status 2, without a traceback. Set ``KERAS_OPTIM_TRACEBACK=1`` to see the
+(``UsageError``, any ``ValueError``, any ``OSError``: a missing file, a full disk, no
+permission) into one line ``error: <message>`` on stderr and exit status 2, without a traceback. Set ``KERAS_OPTIM_TRACEBACK=1`` to see the
 traceback anyway (for debugging). ``CliArgumentParser`` makes argparse's own errors (unknown
 flag, bad choice) go the same way.
 """
@@ -30,15 +30,15 @@ def _one_line(error):
     return text or type(error).__name__
 
 
-def run_cli(main, argv=None):
-    """Calls ``main(argv)`` and exits with its return value (``None`` is 0).
+def run_cli(main, argv=None, **options):
+    """Calls ``main(argv, **options)`` and exits with its return value (``None`` is 0).
 
-    ``UsageError``, ``ValueError`` and ``FileNotFoundError`` become ``error: <message>`` on one
-    line of stderr and exit status 2; Ctrl-C becomes ``error: interrupted`` and status 130.
+    ``UsageError``, ``ValueError`` and ``OSError`` become ``error: <message>`` on one line of
+    stderr and exit status 2; Ctrl-C becomes ``error: interrupted`` and status 130.
     """
     try:
-        code = main(argv)
-    except (ValueError, FileNotFoundError) as error:  # UsageError is a ValueError
+        code = main(argv, **options)
+    except (ValueError, OSError) as error:  # UsageError is a ValueError
         if os.environ.get("KERAS_OPTIM_TRACEBACK"):
             raise
         print(f"error: {_one_line(error)}", file=sys.stderr, flush=True)

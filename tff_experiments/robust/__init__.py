@@ -13,28 +13,38 @@ LPD-EPFL/robust-collaborative-learning (``peerToPeer.py``).
 - ``aggregators.py``: the same rules as unweighted ``tff.aggregators`` factories for
   server-based federated learning (``tff.learning.algorithms.build_weighted_fed_avg``);
 - ``process.py``: the peer-to-peer training step as TFF computations (stateful honest clients);
-- ``driver.py``: runs it (data, evaluation, metrics, checkpoints); ``tff_experiments.monna`` is
-  the command line.
+- ``settings.py``: a run's settings, checked once; ``driver.py``: runs it (data, evaluation,
+  the track of the shared loop); ``python -m tff_experiments.robust`` (``cli.py``; alias
+  ``python -m tff_experiments.monna``) is the command line.
 
-Importing this package imports TensorFlow but not TFF (``aggregators``, ``process`` and
-``driver`` do).
+Importing this package imports neither TensorFlow nor TFF; the names below import their module
+(and TensorFlow) on first use.
 """
-from tff_experiments.robust.attacks import ATTACK_NAMES
-from tff_experiments.robust.centered_clipping import centered_clipping
-from tff_experiments.robust.coordinatewise import coordinate_median, trimmed_mean
-from tff_experiments.robust.geometric_median import geometric_median
-from tff_experiments.robust.krum import krum
-from tff_experiments.robust.nna import nearest_neighbor_average, nearest_neighbor_mixing
-from tff_experiments.robust.rules import RULE_NAMES, MixingRule
+from tff_experiments.robust.settings import ATTACK_NAMES, RULE_NAMES
+
+# (centered_clipping, geometric_median and krum are named as their modules: import them from those.)
+_LAZY = {
+    "MixingRule": "rules",
+    "coordinate_median": "coordinatewise",
+    "trimmed_mean": "coordinatewise",
+    "nearest_neighbor_average": "nna",
+    "nearest_neighbor_mixing": "nna",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"tff_experiments.robust.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "ATTACK_NAMES",
     "RULE_NAMES",
     "MixingRule",
-    "centered_clipping",
     "coordinate_median",
-    "geometric_median",
-    "krum",
     "nearest_neighbor_average",
     "nearest_neighbor_mixing",
     "trimmed_mean",

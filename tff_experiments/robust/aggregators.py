@@ -38,6 +38,7 @@ import tensorflow_federated as tff
 
 from tff_experiments.robust.centered_clipping import centered_clipping
 from tff_experiments.robust.coordinatewise import coordinate_median, trimmed_mean
+from tff_experiments.robust.gather import gather_at_server
 from tff_experiments.robust.geometric_median import geometric_median
 from tff_experiments.robust.krum import krum
 from tff_experiments.robust.nna import nearest_neighbor_mixing
@@ -100,22 +101,6 @@ class RobustAggregationFactory(tff.aggregators.UnweightedAggregationFactory):
 
         gathered_type = tff.TensorType(dtype.as_numpy_dtype, [None, d])
 
-        @tff.tensorflow.computation
-        def zero():
-            return tf.zeros([0, d], dtype)
-
-        @tff.tensorflow.computation(gathered_type, tff.TensorType(dtype.as_numpy_dtype, [d]))
-        def accumulate(rows, row):
-            return tf.concat([rows, row[tf.newaxis, :]], axis=0)
-
-        @tff.tensorflow.computation(gathered_type, gathered_type)
-        def merge(a, b):
-            return tf.concat([a, b], axis=0)
-
-        @tff.tensorflow.computation(gathered_type)
-        def report(rows):
-            return rows
-
         @tff.tensorflow.computation(state_type, gathered_type)
         def reduce(state, rows):
             count = tf.shape(rows)[0]
@@ -139,7 +124,7 @@ class RobustAggregationFactory(tff.aggregators.UnweightedAggregationFactory):
             init_fn.type_signature.result, tff.FederatedType(value_type, tff.CLIENTS)
         )
         def next_fn(state, value):
-            rows = tff.federated_aggregate(tff.federated_map(flatten, value), zero(), accumulate, merge, report)
+            rows = gather_at_server(tff.federated_map(flatten, value))
             out = tff.federated_map(reduce, (state, rows))
             return tff.templates.MeasuredProcessOutput(state=out.state, result=out.result, measurements=out.measurements)
 

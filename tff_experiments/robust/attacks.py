@@ -27,9 +27,7 @@ where :math:`R_j` is honest machine :math:`j`'s mixing rule applied to all :math
 """
 import tensorflow as tf
 
-ATTACK_NAMES = ("none", "sign_flipping", "alie", "foe", "label_flipping", "mimic")
-# Attacks whose factor z is searched by line_maximize unless given.
-SCALED_ATTACKS = frozenset({"alie", "foe"})
+from tff_experiments.robust.settings import ATTACK_NAMES, SCALED_ATTACKS  # noqa: F401  (re-exported)
 
 
 def sign_flipping(honest):

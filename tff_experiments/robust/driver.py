@@ -1,8 +1,11 @@
 r"""The plain-Python driver of a MoNNA / robust peer-to-peer run: data, steps, evaluation, files.
 
-``run_monna(settings, out_dir)`` builds the process for ``settings`` (a ``RunSettings``), feeds
-it one batch per honest machine per step, evaluates every honest machine's model on held-out
-data, and writes (layout of ``tff_experiments.program.run_dir``)::
+``RunSettings`` holds every setting of a run, validated once, when it is built (errors name the
+flag of ``python -m tff_experiments.robust``). ``MonnaRun`` is the run's track for the shared
+loop (``tff_experiments.program.loop``): it builds the process for the settings, feeds it one
+batch per honest machine per step and evaluates every honest machine's model on held-out data.
+``run_monna(settings)`` runs it into ``settings.out`` (layout of
+``tff_experiments.program.run_dir``)::
 
     metrics.csv, tensorboard/   per evaluation: mean and worst honest accuracy, mean honest
                                 test loss, spread (max distance between honest models),
@@ -19,71 +22,15 @@ Batches are a stateless function of ``(seed, step, machine)`` and the receptions
 uninterrupted one bit for bit.
 """
 import collections
-import dataclasses
 import json
-import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_federated as tff
 
-from tff_experiments.robust.process import FlatModel, MonnaConfig, MonnaProcess
-from tff_experiments.robust.rules import MixingRule
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """Everything that determines a run's result (a resume must use the same)."""
-
-    num_machines: int = 26
-    num_byzantine: int = 5
-    rule: str = "nna"
-    attack: str = "alie"
-    momentum: float = 0.99
-    reception: str = "authors"
-    attack_factor: Optional[float] = None
-    learning_rate: float = 0.75
-    decay: float = 50.0
-    decay_delta: int = 50
-    l2_regularization: float = 1e-4
-    batch_size: int = 25
-    steps: int = 600
-    alpha: float = 1.0
-    model: str = "logistic"
-    seed: int = 0
-    clip_threshold: float = 2.0
-    clip_iterations: int = 3
-    krum_squared: bool = True
-    mimic_target: int = 0
-
-    def config(self):
-        rule = MixingRule(
-            self.rule,
-            f=self.num_byzantine,
-            clip_threshold=self.clip_threshold,
-            clip_iterations=self.clip_iterations,
-            krum_squared=self.krum_squared,
-        )
-        return MonnaConfig(
-            num_machines=self.num_machines,
-            num_byzantine=self.num_byzantine,
-            rule=rule,
-            attack=self.attack,
-            momentum=self.momentum,
-            learning_rate=self.learning_rate,
-            decay=self.decay,
-            decay_delta=self.decay_delta,
-            l2_regularization=self.l2_regularization,
-            reception=self.reception,
-            attack_factor=self.attack_factor,
-            mimic_target=self.mimic_target,
-            seed=self.seed,
-        )
-
-    def as_dict(self):
-        return dataclasses.asdict(self)
-
+from tff_experiments.program.cli import json_safe
+from tff_experiments.robust.settings import RunSettings  # noqa: F401  (the settings of a run)
 
 def keras_builder(name):
     from tff_experiments import models
@@ -152,11 +99,18 @@ def max_pairwise_distance(thetas):
 
 
 class MonnaRun:
-    """One configured run: the process, the data, the initial state, and ``step``/``evaluate``."""
+    """One configured run: the process, the data, the initial state, ``step`` and ``evaluate``;
+    the track that ``tff_experiments.program.loop.run_loop`` runs."""
+
+    progress_unit = "steps"
+    event_fields = None
 
     def __init__(self, settings, data=None, test=None):
+        from tff_experiments.robust.process import FlatModel, monna_computations
+
         self.settings = settings
         self.config = settings.config()
+        self.run_config = settings.as_dict()
         if data is None:
             data, test = digits_setup(settings)
         self.data, (self.x_test, self.y_test) = data, test
@@ -165,12 +119,29 @@ class MonnaRun:
         self.builder = keras_builder(settings.model)
         batch_spec = data.batch_spec()
         self.flat_model = FlatModel(self.builder, batch_spec, seed=settings.seed)
-        self.process = MonnaProcess(self.flat_model, self.config, batch_spec)
+        computations = monna_computations(self.flat_model, self.config, batch_spec)
+        self.process = tff.templates.IterativeProcess(computations.initialize, computations.next)
+        self.mix = computations.mix  # the server's mixing alone (for timing it)
+        self.num_steps = self.horizon = settings.steps
 
     def initial_state(self):
+        from tff_experiments.robust.process import initial_client_states
+
+        server = self.process.initialize()
         return collections.OrderedDict(
-            server=self.process.initial_server_state(), clients=self.process.initial_client_states()
+            server=collections.OrderedDict(step=np.int64(server["step"]), seed=np.int64(server["seed"])),
+            clients=initial_client_states(self.flat_model, self.config.num_honest),
         )
+
+    # The state is its own checkpoint: NumPy arrays in a fixed structure.
+    def checkpoint_template(self):
+        return self.initial_state()
+
+    def to_checkpoint(self, state):
+        return state
+
+    def from_checkpoint(self, saved):
+        return saved
 
     def step(self, state):
         """One training step of every machine; returns ``(new_state, train_metrics)``."""
@@ -203,83 +174,62 @@ class MonnaRun:
             result["accuracies"] = [float(a) for a in accuracies]
         return result
 
+    # -- the loop's hooks
+    def clock(self, steps_done):
+        return steps_done
 
-def run_monna(settings, out_dir, eval_every=10, checkpoint_every=50, export_machine=0, progress=None, data=None, test=None):
-    """Runs (or resumes) ``settings`` into ``out_dir``; returns the summary dict."""
-    from tff_experiments.program.checkpoints import Checkpointer
-    from tff_experiments.program.export import export_keras_and_savedmodel
-    from tff_experiments.program.metrics import MetricsLogger
-    from tff_experiments.program.progress import VirtualTimeProgress
-    from tff_experiments.program.run_dir import run_paths
+    def evaluation_due(self, steps_done):
+        return steps_done % self.settings.eval_every == 0 or steps_done == self.num_steps
 
-    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    if not 0 <= export_machine < settings.num_machines - settings.num_byzantine:
-        raise ValueError(
-            f"the exported machine must be honest: 0 <= machine < {settings.num_machines - settings.num_byzantine}"
+    def metrics(self, steps_done, state, train, step_seconds):
+        if train is None:  # step 0
+            return dict(self.evaluate(state), step_seconds=0.0)
+        return dict(
+            self.evaluate(state),
+            train_loss=train["train_loss"],
+            learning_rate=train["learning_rate"],
+            attack_factor=train["attack_factor"],
+            byzantine_distance=train["byzantine_distance"],
+            honest_gradients_per_step=train["honest_gradients"],
+            attack_gradients_per_step=train["attack_gradients"],
+            step_seconds=step_seconds,
         )
-    if settings.steps < 1:
-        raise ValueError(f"the number of steps must be >= 1, got {settings.steps}")
-    run = MonnaRun(settings, data=data, test=test)
-    out = Path(out_dir)
+
+    def progress_fields(self, row):
+        if "mean_accuracy" not in row:
+            return {}
+        return {"acc": f"{row['mean_accuracy']:.3f}", "worst": f"{row['worst_accuracy']:.3f}"}
+
+    def export(self, state, model_dir):
+        from tff_experiments.program.export import export_keras_and_savedmodel
+
+        machine = self.settings.export_machine
+        return export_keras_and_savedmodel(self.builder, self.flat_model.unflatten_numpy(self.thetas(state)[machine]),
+                                           model_dir, seed=self.settings.seed)
+
+
+def run_monna(settings, out_dir=None, data=None, test=None):
+    """Runs (or resumes) ``settings`` into ``out_dir`` (default ``settings.out``); writes and
+    returns the summary (``summary.json``)."""
+    from tff_experiments.program.loop import run_loop
+
+    out = Path(settings.out if out_dir is None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(out, every=checkpoint_every, config=settings.as_dict())
-    state, step = checkpointer.load_latest(run.initial_state())
-    resumed = state is not None
-    if not resumed:
-        state, step = run.initial_state(), 0
-    metrics = MetricsLogger(out, resume_step=step if resumed else None)
-    if not resumed:
-        metrics.log(0, dict(run.evaluate(state), step_seconds=0.0))
-        checkpointer.save(state, 0)
-    last = {}
-    seconds, timed_steps = 0.0, 0
-    with metrics, VirtualTimeProgress(horizon=settings.steps, initial=step, desc="steps", force=progress) as bar:
-        while step < settings.steps:
-            start = time.perf_counter()
-            state, train = run.step(state)
-            seconds += time.perf_counter() - start
-            timed_steps += 1
-            step += 1
-            if step % eval_every == 0 or step == settings.steps:
-                evaluation = run.evaluate(state)
-                last = dict(
-                    evaluation,
-                    train_loss=train["train_loss"],
-                    learning_rate=train["learning_rate"],
-                    attack_factor=train["attack_factor"],
-                    byzantine_distance=train["byzantine_distance"],
-                    honest_gradients_per_step=train["honest_gradients"],
-                    attack_gradients_per_step=train["attack_gradients"],
-                    step_seconds=seconds / timed_steps,
-                )
-                metrics.log(step, last)
-                seconds, timed_steps = 0.0, 0
-                bar.advance_to(step, acc=f"{evaluation['mean_accuracy']:.3f}", worst=f"{evaluation['worst_accuracy']:.3f}")
-            else:
-                bar.advance_to(step)
-            if step % checkpoint_every == 0 or step == settings.steps:
-                checkpointer.save(state, step)
+    run = MonnaRun(settings, data=data, test=test)
+    state, rows = run_loop(run, out, checkpoint_every=settings.checkpoint_every, progress=settings.progress)
     final = run.evaluate(state, per_machine=True)
     accuracies = final.pop("accuracies")
-    rows = metrics.rows()
     timed = [r["step_seconds"] for r in rows if r["step"] > 0]
     summary = {
         "settings": settings.as_dict(),
-        "steps": step,
+        "steps": int(state["server"]["step"]),
         "final": final,
         "final_accuracies": accuracies,
         "mean_step_seconds": float(np.mean(timed)) if timed else None,
-        "honest_gradients_per_step": last.get("honest_gradients_per_step", rows[-1].get("honest_gradients_per_step")),
-        "attack_gradients_per_step": last.get("attack_gradients_per_step", rows[-1].get("attack_gradients_per_step")),
-        "exported_machine": export_machine,
+        "honest_gradients_per_step": rows[-1].get("honest_gradients_per_step"),
+        "attack_gradients_per_step": rows[-1].get("attack_gradients_per_step"),
+        "exported_machine": settings.export_machine,
     }
-    export_keras_and_savedmodel(
-        run.builder,
-        run.flat_model.unflatten_numpy(state["clients"][export_machine]["theta"]),
-        run_paths(out)["model"],
-        seed=settings.seed,
-    )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary = json_safe(summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
     return summary

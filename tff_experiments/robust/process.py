@@ -38,17 +38,18 @@ The random draws (receptions) are stateless functions of ``(seed, t)``, so a run
 import collections
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_experiments.robust import attacks as attacks_lib
+from tff_experiments.robust.gather import gather_at_server
 from tff_experiments.robust.nna import pairwise_squared_distances
 from tff_experiments.robust.rules import MixingRule
+from tff_experiments.robust.settings import RECEPTIONS
 
-RECEPTIONS = ("authors", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,10 +141,6 @@ class MonnaConfig:
     @property
     def needs_flipped_gradients(self):
         return self.attack == "label_flipping"
-
-    @property
-    def searches_factor(self):
-        return self.attack in attacks_lib.SCALED_ATTACKS and self.attack_factor is None
 
 
 def learning_rate_at(step, initial, decay, decay_delta):
@@ -281,197 +278,188 @@ def _gradient(flat_model, theta, x, y, l2):
     return loss, tape.gradient(loss, theta)
 
 
-class MonnaProcess:
-    """The TFF computations of one configuration; ``next`` is one step of all machines.
+def state_types(dimension, batch_spec):
+    """``(server_state_type, client_state_type, batch_type)`` of a process on a ``dimension``-d model."""
+    server = tff.StructType([("step", tff.TensorType(np.int64)), ("seed", tff.TensorType(np.int64))])
+    client = tff.StructType(
+        [
+            ("index", tff.TensorType(np.int32)),
+            ("theta", tff.TensorType(np.float32, [dimension])),
+            ("momentum", tff.TensorType(np.float32, [dimension])),
+        ]
+    )
+    batch = tff.StructType(
+        [(name, tff.TensorType(batch_spec[name].dtype.as_numpy_dtype, batch_spec[name].shape)) for name in ("x", "y")]
+    )
+    return server, client, batch
 
-    ``next(server_state@SERVER, client_states@CLIENTS, batches@CLIENTS) ->
-    <server_state@SERVER, client_states@CLIENTS, metrics@SERVER>`` with
+
+def _local_step(flat_model, config, client_state_type, batch_type):
+    """The honest machine's work: gradient, momentum, half step; its message for the exchange."""
+    flip = config.needs_flipped_gradients
+    beta, l2, num_classes = float(config.momentum), float(config.l2_regularization), int(config.num_classes)
+
+    @tff.tensorflow.computation(client_state_type, batch_type, np.float32)
+    def local_step(state, batch, rate):
+        theta, momentum = state["theta"], state["momentum"]
+        loss, gradient = _gradient(flat_model, theta, batch["x"], batch["y"], l2)
+        momentum = beta * momentum + (1.0 - beta) * gradient
+        half = theta - rate * momentum
+        message = collections.OrderedDict(index=state["index"], theta=half)
+        attack_gradients = 0.0
+        if flip:  # the authors' honest workers compute it for the attack (peerToPeer --flip)
+            _, flipped = _gradient(flat_model, theta, batch["x"], num_classes - 1 - batch["y"], l2)
+            message["flipped"] = flipped
+            attack_gradients = 1.0
+        return collections.OrderedDict(
+            state=collections.OrderedDict(index=state["index"], theta=half, momentum=momentum),
+            message=message,
+            loss=loss,
+            honest_gradients=tf.constant(1.0, tf.float32),
+            attack_gradients=tf.constant(attack_gradients, tf.float32),
+        )
+
+    return local_step
+
+
+def _mix(config, server_state_type, gathered_type):
+    """The server's part: the Byzantine vectors, each machine's reception and mixing."""
+    h = config.num_honest
+    fields = {name: t.shape[1] for name, t in tff.structure.iter_elements(gathered_type) if name != "index"}
+
+    @tff.tensorflow.computation(server_state_type, gathered_type, np.float32)
+    def mix(server_state, gathered, rate):
+        order = tf.argsort(gathered["index"])  # clients arrive in any order: sort by index
+        rows = {name: tf.ensure_shape(tf.gather(gathered[name], order), [h, d]) for name, d in fields.items()}
+        honest, flipped = rows["theta"], rows.get("flipped")
+        byzantine, factor = byzantine_vectors(config, honest, rate, flipped)
+        everything = tf.concat([honest, byzantine], axis=0)
+        indices = reception_indices(config, server_state["step"], server_state["seed"])
+        mixed = mix_received(config.rule, everything, indices)
+        spread = tf.sqrt(tf.reduce_max(pairwise_squared_distances(mixed)))
+        if config.num_byzantine:
+            byzantine_distance = tf.norm(byzantine[0] - tf.reduce_mean(honest, axis=0))
+        else:
+            byzantine_distance = tf.constant(0.0, tf.float32)
+        return collections.OrderedDict(
+            mixed=mixed,
+            server_state=collections.OrderedDict(step=server_state["step"] + 1, seed=server_state["seed"]),
+            honest_spread=spread,
+            byzantine_distance=byzantine_distance,
+            attack_factor=factor,
+        )
+
+    return mix
+
+
+def _adoption(client_state_type, mixed_type, dimension):
+    """Every client takes its own row of the mixed models (``tff.federated_select``)."""
+
+    @tff.tensorflow.computation(mixed_type, np.int32)
+    def select_row(mixed, key):
+        return tf.gather(mixed, key)
+
+    @tff.tensorflow.computation(client_state_type)
+    def selection_key(state):
+        return tf.reshape(state["index"], [1])
+
+    @tff.tensorflow.computation(client_state_type, tff.SequenceType(tff.TensorType(np.float32, [dimension])))
+    def adopt(state, own_rows):
+        # federated_select delivers a dataset of the rows keyed by this client: one row.
+        theta = own_rows.reduce(tf.zeros([dimension], tf.float32), lambda _, row: row)
+        return collections.OrderedDict(index=state["index"], theta=theta, momentum=state["momentum"])
+
+    return select_row, selection_key, adopt
+
+
+class MonnaComputations(NamedTuple):
+    """The TFF computations of one configuration (``build_monna_process`` puts them together)."""
+
+    initialize: Any
+    next: Any
+    local_step: Any
+    mix: Any
+
+
+def monna_computations(flat_model, config, batch_spec):
+    """``MonnaComputations`` of ``config`` on ``flat_model`` (``FlatModel``) and batches ``batch_spec``."""
+    d, h = flat_model.dimension, config.num_honest
+    server_state_type, client_state_type, batch_type = state_types(d, batch_spec)
+
+    @tff.tensorflow.computation(server_state_type)
+    def learning_rate(server_state):
+        rate = learning_rate_at(server_state["step"], config.learning_rate, config.decay, config.decay_delta)
+        return tf.cast(rate, tf.float32)
+
+    local_step = _local_step(flat_model, config, client_state_type, batch_type)
+    message_type = local_step.type_signature.result["message"]
+    gathered_type = tff.StructType(
+        [(name, tff.TensorType(t.dtype, [None, *t.shape])) for name, t in tff.structure.iter_elements(message_type)]
+    )
+    mix = _mix(config, server_state_type, gathered_type)
+    select_row, selection_key, adopt = _adoption(client_state_type, mix.type_signature.result["mixed"], d)
+
+    @tff.federated_computation
+    def initialize():
+        return tff.federated_value(
+            collections.OrderedDict(step=np.int64(0), seed=np.int64(config.seed)), tff.SERVER
+        )
+
+    @tff.federated_computation(
+        tff.FederatedType(server_state_type, tff.SERVER),
+        tff.FederatedType(client_state_type, tff.CLIENTS),
+        tff.FederatedType(batch_type, tff.CLIENTS),
+    )
+    def next_fn(server_state, client_states, batches):
+        rate = tff.federated_map(learning_rate, server_state)
+        work = tff.federated_map(local_step, (client_states, batches, tff.federated_broadcast(rate)))
+        mixed = tff.federated_map(mix, (server_state, gather_at_server(work.message), rate))
+        own = tff.federated_select(
+            tff.federated_map(selection_key, client_states),
+            tff.federated_value(np.int32(h), tff.SERVER),
+            mixed.mixed,
+            select_row,
+        )
+        new_client_states = tff.federated_map(adopt, (work.state, own))
+        metrics = tff.federated_zip(
+            collections.OrderedDict(
+                learning_rate=rate,
+                train_loss=tff.federated_mean(work.loss),
+                honest_spread=mixed.honest_spread,
+                byzantine_distance=mixed.byzantine_distance,
+                attack_factor=mixed.attack_factor,
+                honest_gradients=tff.federated_mean(work.honest_gradients),
+                attack_gradients=tff.federated_mean(work.attack_gradients),
+            )
+        )
+        return mixed.server_state, new_client_states, metrics
+
+    return MonnaComputations(initialize, next_fn, local_step, mix)
+
+
+def build_monna_process(flat_model, config, batch_spec):
+    """One peer-to-peer step of every machine as a ``tff.templates.IterativeProcess``.
+
+    ``initialize() -> server_state@SERVER``; ``next(server_state@SERVER, client_states@CLIENTS,
+    batches@CLIENTS) -> <server_state@SERVER, client_states@CLIENTS, metrics@SERVER>`` with
 
     - server state ``<step=int64, seed=int64>``;
     - client state ``<index=int32, theta=float32[d], momentum=float32[d]>`` (the honest machines,
-      in index order ``0 .. h-1``);
+      in index order ``0 .. h-1``; ``initial_client_states`` gives the first ones: TFF's
+      stateful-clients pattern, the state goes into and comes out of every call);
     - batches ``<x=..., y=int32[B]>``, one batch per honest machine;
     - metrics ``<learning_rate, train_loss, honest_spread, byzantine_distance, attack_factor,
       honest_gradients, attack_gradients>`` (the last two: gradients computed per honest machine
       this step, for the algorithm and for simulating the label-flipping attack).
     """
+    computations = monna_computations(flat_model, config, batch_spec)
+    return tff.templates.IterativeProcess(computations.initialize, computations.next)
 
-    def __init__(self, flat_model, config, batch_spec):
-        self.flat_model = flat_model
-        self.config = config
-        d = flat_model.dimension
-        h = config.num_honest
-        self.client_state_type = tff.StructType(
-            [
-                ("index", tff.TensorType(np.int32)),
-                ("theta", tff.TensorType(np.float32, [d])),
-                ("momentum", tff.TensorType(np.float32, [d])),
-            ]
-        )
-        self.server_state_type = tff.StructType(
-            [("step", tff.TensorType(np.int64)), ("seed", tff.TensorType(np.int64))]
-        )
-        batch_type = tff.StructType(
-            [
-                ("x", tff.TensorType(batch_spec["x"].dtype.as_numpy_dtype, batch_spec["x"].shape)),
-                ("y", tff.TensorType(batch_spec["y"].dtype.as_numpy_dtype, batch_spec["y"].shape)),
-            ]
-        )
-        self.batch_type = batch_type
-        flip = config.needs_flipped_gradients
-        beta = float(config.momentum)
-        l2 = float(config.l2_regularization)
-        num_classes = int(config.num_classes)
 
-        @tff.tensorflow.computation(self.server_state_type)
-        def learning_rate(server_state):
-            rate = learning_rate_at(server_state["step"], config.learning_rate, config.decay, config.decay_delta)
-            return tf.cast(rate, tf.float32)
-
-        message_fields = [("index", tff.TensorType(np.int32)), ("theta", tff.TensorType(np.float32, [d]))]
-        if flip:
-            message_fields.append(("flipped", tff.TensorType(np.float32, [d])))
-
-        @tff.tensorflow.computation(self.client_state_type, batch_type, np.float32)
-        def local_step(state, batch, rate):
-            theta, momentum = state["theta"], state["momentum"]
-            loss, gradient = _gradient(flat_model, theta, batch["x"], batch["y"], l2)
-            momentum = beta * momentum + (1.0 - beta) * gradient
-            half = theta - rate * momentum
-            message = collections.OrderedDict(index=state["index"], theta=half)
-            attack_gradients = 0.0
-            if flip:  # the authors' honest workers compute it for the attack (peerToPeer --flip)
-                _, flipped = _gradient(flat_model, theta, batch["x"], num_classes - 1 - batch["y"], l2)
-                message["flipped"] = flipped
-                attack_gradients = 1.0
-            return collections.OrderedDict(
-                state=collections.OrderedDict(index=state["index"], theta=half, momentum=momentum),
-                message=message,
-                loss=loss,
-                honest_gradients=tf.constant(1.0, tf.float32),
-                attack_gradients=tf.constant(attack_gradients, tf.float32),
-            )
-
-        gathered_type = tff.StructType(
-            [("index", tff.TensorType(np.int32, [None]))]
-            + [(name, tff.TensorType(np.float32, [None, d])) for name, _ in message_fields[1:]]
-        )
-        message_type = tff.StructType(message_fields)
-        gathered_names = [name for name, _ in message_fields]
-
-        @tff.tensorflow.computation
-        def gather_zero():
-            fields = collections.OrderedDict(index=tf.zeros([0], tf.int32))
-            for name, _ in message_fields[1:]:
-                fields[name] = tf.zeros([0, d], tf.float32)
-            return fields
-
-        def concat(a, b):
-            return collections.OrderedDict((k, tf.concat([a[k], b[k]], axis=0)) for k in gathered_names)
-
-        @tff.tensorflow.computation(gathered_type, message_type)
-        def gather_accumulate(acc, message):
-            one = collections.OrderedDict(
-                (k, tf.expand_dims(message[k], 0)) for k in gathered_names
-            )
-            return concat(acc, one)
-
-        @tff.tensorflow.computation(gathered_type, gathered_type)
-        def gather_merge(a, b):
-            return concat(a, b)
-
-        @tff.tensorflow.computation(gathered_type)
-        def gather_report(acc):
-            # Clients arrive in any order: sort the rows by client index.
-            order = tf.argsort(acc["index"])
-            return collections.OrderedDict(
-                (k, tf.ensure_shape(tf.gather(acc[k], order), [h, d]))
-                for k in gathered_names
-                if k != "index"
-            )
-
-        report_type = gather_report.type_signature.result
-
-        @tff.tensorflow.computation(self.server_state_type, report_type, np.float32)
-        def mix(server_state, gathered, rate):
-            honest = gathered["theta"]
-            flipped = gathered["flipped"] if flip else None
-            byzantine, factor = byzantine_vectors(config, honest, rate, flipped)
-            everything = tf.concat([honest, byzantine], axis=0)
-            indices = reception_indices(config, server_state["step"], server_state["seed"])
-            mixed = mix_received(config.rule, everything, indices)
-            spread = tf.sqrt(tf.reduce_max(pairwise_squared_distances(mixed)))
-            if config.num_byzantine:
-                byzantine_distance = tf.norm(byzantine[0] - tf.reduce_mean(honest, axis=0))
-            else:
-                byzantine_distance = tf.constant(0.0, tf.float32)
-            return collections.OrderedDict(
-                mixed=mixed,
-                server_state=collections.OrderedDict(step=server_state["step"] + 1, seed=server_state["seed"]),
-                honest_spread=spread,
-                byzantine_distance=byzantine_distance,
-                attack_factor=factor,
-            )
-
-        mixed_type = mix.type_signature.result["mixed"]
-
-        @tff.tensorflow.computation(mixed_type, np.int32)
-        def select_row(mixed, key):
-            return tf.gather(mixed, key)
-
-        @tff.tensorflow.computation(self.client_state_type)
-        def selection_key(state):
-            return tf.reshape(state["index"], [1])
-
-        @tff.tensorflow.computation(self.client_state_type, tff.SequenceType(tff.TensorType(np.float32, [d])))
-        def adopt(state, own_rows):
-            # federated_select delivers a dataset of the rows keyed by this client: one row.
-            theta = own_rows.reduce(tf.zeros([d], tf.float32), lambda _, row: row)
-            return collections.OrderedDict(index=state["index"], theta=theta, momentum=state["momentum"])
-
-        @tff.federated_computation(
-            tff.FederatedType(self.server_state_type, tff.SERVER),
-            tff.FederatedType(self.client_state_type, tff.CLIENTS),
-            tff.FederatedType(batch_type, tff.CLIENTS),
-        )
-        def next_fn(server_state, client_states, batches):
-            rate = tff.federated_map(learning_rate, server_state)
-            work = tff.federated_map(local_step, (client_states, batches, tff.federated_broadcast(rate)))
-            gathered = tff.federated_aggregate(work.message, gather_zero(), gather_accumulate, gather_merge, gather_report)
-            mixed = tff.federated_map(mix, (server_state, gathered, rate))
-            own = tff.federated_select(
-                tff.federated_map(selection_key, client_states),
-                tff.federated_value(np.int32(h), tff.SERVER),
-                mixed.mixed,
-                select_row,
-            )
-            new_client_states = tff.federated_map(adopt, (work.state, own))
-            metrics = tff.federated_zip(
-                collections.OrderedDict(
-                    learning_rate=rate,
-                    train_loss=tff.federated_mean(work.loss),
-                    honest_spread=mixed.honest_spread,
-                    byzantine_distance=mixed.byzantine_distance,
-                    attack_factor=mixed.attack_factor,
-                    honest_gradients=tff.federated_mean(work.honest_gradients),
-                    attack_gradients=tff.federated_mean(work.attack_gradients),
-                )
-            )
-            return mixed.server_state, new_client_states, metrics
-
-        self.next = next_fn
-        self.local_step = local_step
-        self.mix = mix
-
-    def initial_server_state(self):
-        return collections.OrderedDict(step=np.int64(0), seed=np.int64(self.config.seed))
-
-    def initial_client_states(self, theta=None):
-        """Every honest machine starts from the same model (the authors' ``theta_zero``), zero momentum."""
-        theta = self.flat_model.initial if theta is None else np.asarray(theta, np.float32)
-        return [
-            collections.OrderedDict(
-                index=np.int32(j), theta=theta.copy(), momentum=np.zeros_like(theta)
-            )
-            for j in range(self.config.num_honest)
-        ]
+def initial_client_states(flat_model, num_honest, theta=None):
+    """Every honest machine starts from the same model (the authors' ``theta_zero``), zero momentum."""
+    theta = flat_model.initial if theta is None else np.asarray(theta, np.float32)
+    return [
+        collections.OrderedDict(index=np.int32(j), theta=theta.copy(), momentum=np.zeros_like(theta))
+        for j in range(num_honest)
+    ]

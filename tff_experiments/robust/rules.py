@@ -27,16 +27,8 @@ from tff_experiments.robust.coordinatewise import coordinate_median, trimmed_mea
 from tff_experiments.robust.geometric_median import geometric_median
 from tff_experiments.robust.krum import krum
 from tff_experiments.robust.nna import nearest_neighbor_average
+from tff_experiments.robust.settings import RULE_NAMES, check_rule_input
 
-RULE_NAMES = (
-    "nna",
-    "average",
-    "trimmed_mean",
-    "median",
-    "geometric_median",
-    "centered_clipping",
-    "krum",
-)
 # Rules whose result depends on which received vector is the machine's own.
 OWN_DEPENDENT_RULES = frozenset({"nna", "centered_clipping"})
 
@@ -77,15 +69,7 @@ class MixingRule:
 
     def check(self, num_received):
         """Raises ``ValueError`` when the rule cannot mix ``num_received`` vectors with this f."""
-        k, f = int(num_received), int(self.f)
-        if k < 1:
-            raise ValueError("a machine must receive at least its own vector")
-        if self.name == "nna" and k - f < 1:
-            raise ValueError(f"nna keeps k - f vectors: it needs more than f = {f} of them, got k = {k}")
-        if self.name == "trimmed_mean" and k - 2 * f < 1:
-            raise ValueError(f"trimmed_mean drops 2f = {2 * f} of the {k} received vectors: it needs k > 2f")
-        if self.name == "krum" and k - f - 1 < 1:
-            raise ValueError(f"krum scores over k - f - 1 neighbours: it needs k > f + 1, got k = {k}, f = {f}")
+        check_rule_input(self.name, num_received, self.f)
 
     def __call__(self, received):
         """The mixing result ``[..., d]`` of ``received`` ``[..., k, d]``, own vector first.

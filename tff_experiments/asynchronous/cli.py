@@ -1,0 +1,147 @@
+r"""Asynchronous federated learning from the command line: FedAvg, async FedAvg, FedFix, FedBuff.
+
+    python -m tff_experiments.asynchronous --algorithm fedfix --delta-t 0.5 --dataset digits \
+        --clients 20 --scenario F-80 --horizon 200 --local-steps 10 --client-optimizer sgdm \
+        --out runs/x
+
+Fraboni, Vidal, Kameni, Lorenzi, JMLR 2023 (arXiv 2206.10189). The clients' times follow the
+scenario (``F-X``: the fastest client X% faster than the slowest) on a virtual clock up to the
+horizon; the server aggregates per the algorithm, each client's work starting from the (stale)
+model it was sent: :math:`\theta \leftarrow \theta + \eta_g \sum_{i \in S_n} d_i
+(\theta_i^{local} - \theta_i^{sent})`. The local work and the server update run in TFF
+(``tff_experiments.asynchronous``); ``python -m tff_experiments.fedfix`` is the same command.
+
+The output folder holds ``metrics.csv`` and ``tensorboard/`` (loss and accuracy on held-out
+data, the federated and surrogate objectives on the clients' data, over virtual time and
+server steps), ``events.csv`` (per server step: virtual time, clients aggregated, their
+staleness and weights), ``checkpoints/`` and ``model/`` (``model.keras`` and a SavedModel).
+Run the same command again after a crash or kill: it resumes from the last checkpoint and ends
+exactly where an uninterrupted run ends.
+"""
+import json
+import sys
+
+from tff_experiments.asynchronous.experiment import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
+                                                     AsynchronousSettings, check_workers)
+from tff_experiments.program.cli import json_safe, launch
+from tff_experiments.program.errors import CliArgumentParser, UsageError  # noqa: F401  (UsageError: for callers)
+
+MODULE = "tff_experiments.asynchronous"
+
+
+def build_parser():
+    parser = CliArgumentParser(
+        prog="python -m tff_experiments.asynchronous",
+        description="Synchronous FedAvg, asynchronous FedAvg, FedFix and FedBuff (Fraboni et al., "
+                    "JMLR 2023) in TensorFlow Federated, on a virtual clock.",
+        epilog="Re-running the same command with the same --out resumes a killed run exactly.",
+    )
+    scheme = parser.add_argument_group("algorithm")
+    scheme.add_argument("--algorithm", required=True, choices=ALGORITHMS,
+                        help="fedavg: all clients every round (a round lasts as long as the slowest); "
+                             "async: every returning client alone; fedfix: every --delta-t, whoever is back; "
+                             "fedbuff: the --buffer-size earliest returns (they wait); "
+                             "fedbuff-keep-training: Nguyen et al.'s FedBuff, clients restart at once")
+    scheme.add_argument("--policy", default="weight", choices=("weight", "identical"),
+                        help="aggregation weights d_i: 'weight' makes every scheme optimize the federated "
+                             "objective sum_i p_i F_i (async: sum_j(1/tau_j) tau_i p_i; fedfix: "
+                             "ceil(tau_i/dt) p_i; fedbuff: p_i / participation rate); 'identical': 1/|S_n| "
+                             "(default: weight)")
+    scheme.add_argument("--delta-t", type=float, help="FedFix: virtual time between aggregations (> 0)")
+    scheme.add_argument("--buffer-size", type=int, help="FedBuff: number of updates per aggregation (c)")
+    scheme.add_argument("--server-lr", type=float, default=1.0, help="eta_g, the server learning rate (default 1)")
+    scheme.add_argument("--server-optimizer", default="sgd", choices=OPTIMIZERS,
+                        help="applied to -sum_i d_i (local_i - sent_i) (default: sgd, the paper's update)")
+
+    clock = parser.add_argument_group("clients and virtual time")
+    clock.add_argument("--clients", type=int, default=20, help="number of clients M (default 20)")
+    clock.add_argument("--scenario", default="F-80",
+                       help="F-X: client i's mean time tau_i = 1 - i (X/100)/(M-1), client 0 slowest at 1 "
+                            "(default F-80)")
+    clock.add_argument("--client-times", default="fixed", choices=CLIENT_TIMES,
+                       help="each local work lasts tau_i (fixed, the paper) or a seeded random draw of "
+                            "mean tau_i (default fixed)")
+    clock.add_argument("--time-sigma", type=float, default=0.5,
+                       help="log-standard-deviation of lognormal times (default 0.5)")
+    clock.add_argument("--horizon", type=float, default=200.0, help="virtual time T to run until (default 200)")
+    clock.add_argument("--importance", default="uniform", choices=("uniform", "data-size"),
+                       help="client importance p_i in the federated objective (default uniform)")
+
+    local = parser.add_argument_group("local work")
+    local.add_argument("--local-steps", type=int, default=10, help="K optimizer steps per local work (default 10)")
+    local.add_argument("--batch-size", type=int, default=64, help="examples per local step (default 64)")
+    local.add_argument("--client-optimizer", default="sgdm", choices=OPTIMIZERS,
+                       help="sgdm: SGD with momentum 0.9 (the authors' default); adabelief, diffgrad: "
+                            "keras_optim's, as TFF optimizers (default sgdm)")
+    local.add_argument("--client-lr", type=float, default=None,
+                       help="local learning rate (default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones)")
+
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
+                      help="digits: scikit-learn digits split by Dirichlet(--alpha); shakespeare: one client "
+                           "per speaking role (bash scripts/fetch_data.sh first); emnist, cifar10, cifar100: "
+                           "downloaded by TFF/TFDS (internet needed); synthetic: Synthetic(--synthetic-alpha, --synthetic-beta), "
+                           "generated, any number of clients (default digits)")
+    data.add_argument("--alpha", type=float, default=0.1,
+                      help="Dirichlet concentration of the digits/cifar10 label split, >= 0; 0 = one class "
+                           "per client (default 0.1)")
+    data.add_argument("--synthetic-alpha", type=float, default=1.0,
+                      help="synthetic: Synthetic(alpha, beta) of Li et al. (FedProx), the spread of the clients' "
+                           "models (default 1)")
+    data.add_argument("--synthetic-beta", type=float, default=1.0,
+                      help="synthetic: the spread of the clients' feature means (default 1)")
+    data.add_argument("--synthetic-iid", action="store_true",
+                      help="synthetic: the IID variant (one model for all clients, features centered)")
+    data.add_argument("--model", default=None, choices=sorted({m for models in MODELS.values() for m in models}),
+                      help="; ".join(f"{d}: {' or '.join(m)}" for d, m in MODELS.items()) + " (default: the first)")
+    data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and random times")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True, help="output folder (resumes the run found there)")
+    run.add_argument("--eval-every", type=float, default=None,
+                     help="evaluate the global model every this much virtual time (default horizon/50)")
+    run.add_argument("--checkpoint-every", type=int, default=100, help="checkpoint every N server steps (default 100)")
+    run.add_argument("--workers", default=None,
+                     help="comma-separated host:port of TFF executor services (worker_binary) to run the "
+                          "clients on; default: the local TFF runtime")
+    run.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="force the progress bar (default: shown on a terminal)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    return parser
+
+
+def settings_from(argv=None):
+    """The validated ``AsynchronousSettings`` of a command line (one-line ``UsageError`` if bad)."""
+    return AsynchronousSettings(**vars(build_parser().parse_args(argv)))
+
+
+def main(argv=None, isolate=False):
+    """The command line; ``isolate``: run in a private namespace (``python -m`` does)."""
+    settings = settings_from(argv)
+    if settings.workers:
+        check_workers(settings.workers)  # before anything is written
+    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, private_network=not settings.workers)
+
+
+def run(settings, out):
+    import contextlib
+
+    from tff_experiments.asynchronous.experiment import AsynchronousExperiment
+    from tff_experiments.program.loop import run_loop
+    from tff_experiments.program.run_dir import run_paths
+
+    experiment = AsynchronousExperiment(settings)
+    description = {"command": " ".join(sys.argv), "config": settings.config(), **experiment.description()}
+    (out / "run.json").write_text(json.dumps(json_safe(description), indent=1, allow_nan=False))
+    remote = contextlib.nullcontext()
+    if settings.workers:
+        from tff_experiments.asynchronous.remote import remote_execution
+
+        remote = remote_execution(settings.workers)
+    with remote:
+        _, rows = run_loop(experiment, out, checkpoint_every=settings.checkpoint_every, progress=settings.progress)
+    final = {row["step"]: row for row in rows}.get(experiment.num_steps, {})
+    print(f"{settings.algorithm}: {experiment.num_steps} server steps to virtual time "
+          f"{experiment.clock(experiment.num_steps):.2f}; test accuracy {final.get('test_accuracy', float('nan')):.4f}, "
+          f"federated loss {final.get('federated_loss', float('nan')):.4f}; model in {run_paths(out)['model'] / 'saved_model'}")
+    return 0

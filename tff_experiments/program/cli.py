@@ -1,0 +1,159 @@
+"""What the federated command lines share before and around a run: checks of numbers and of
+``--out``, a lock on ``--out``, quiet TensorFlow, and the private namespace of the run.
+
+``launch(...)`` is each command line's last step: it checks and creates the output folder,
+locks it (a second run on the same folder is refused), and runs the simulation in a private
+namespace (``tff_experiments.runtime``) or, where there is none, in this process. It imports
+neither TensorFlow nor TFF, so bad input fails fast and in one line.
+"""
+import fcntl
+import math
+import os
+import sys
+from pathlib import Path
+
+from tff_experiments.program.errors import UsageError
+
+LOCK_FILE = ".lock"
+LOCK_FD_ENV = "KERAS_OPTIM_LOCK_FD"  # the lock a supervising process took and handed down
+
+
+def flag(name):
+    """``'client_lr'`` -> ``'--client-lr'``: settings fields are named as their flags."""
+    return "--" + name.replace("_", "-")
+
+
+def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """Raises ``UsageError`` naming the flag unless ``value`` is a finite number in the range.
+
+    ``None`` passes (an unset optional setting). ``low_open``/``high_open`` exclude the bound.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+        raise UsageError(f"{flag(name)} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low}")
+        if high is not None:
+            bounds.append(f"{'<' if high_open else '<='} {high}")
+        raise UsageError(f"{flag(name)} must be a finite number{' ' + ' and '.join(bounds) if bounds else ''}, "
+                         f"got {value}")
+
+
+def json_safe(value):
+    """``value`` with NaN and infinities as ``None`` (JSON has no NaN), through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def prepare_output(out):
+    """Checks ``--out`` and creates the folder; returns its ``Path``. One-line errors for an empty
+    name, a file, a path under a file, or a place where this user cannot write."""
+    if out is None or not str(out).strip():
+        raise UsageError("--out must name a folder, got an empty string")
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # NotADirectoryError (under a file), PermissionError, read-only, ...
+        raise UsageError(f"--out {out}: cannot create the folder ({error.strerror or type(error).__name__})") from None
+    return path
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``out/.lock`` for the life of the run (released by the kernel
+    when the run ends, however it ends). Creating it is also the test that ``out`` is writable."""
+
+    def __init__(self, out):
+        self.path = Path(out) / LOCK_FILE
+        inherited = os.environ.pop(LOCK_FD_ENV, None)
+        if inherited is not None and self._holds(int(inherited)):
+            self.fd = int(inherited)  # our supervisor holds it for us (same open file)
+            return
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise UsageError(f"--out {out}: cannot write there ({error.strerror or type(error).__name__})") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            os.close(self.fd)
+            raise UsageError(f"--out {out} is in use by another run{f' (pid {owner})' if owner else ''}: wait for it "
+                             "or choose another folder") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def _holds(self, fd):
+        try:
+            mine, theirs = os.fstat(fd), os.stat(self.path)
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+def quiet_tensorflow():
+    """No TensorFlow C++ log lines (grappler's "Starting new session", the CUDA plugin and CPU
+    feature notes) unless the user asked for them with their own ``TF_CPP_MIN_LOG_LEVEL``.
+
+    Call it before TensorFlow is imported. Level 3 also hides TF 2.14's spurious "Unable to
+    register cuDNN factory" ERROR lines; real failures still reach the user as exceptions.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def warn(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def launch(run, settings, *, module, argv, isolate, private_network=True):
+    """Checks and locks ``settings.out``, then ``run(settings)``, in a private namespace when
+    ``isolate`` (the command line) and the OS allows one. Returns the exit status."""
+    from tff_experiments import runtime
+
+    out = prepare_output(settings.out)
+    with RunLock(out) as lock:
+        if isolate and not runtime.inside_namespace():
+            unavailable = runtime.namespace_unavailable(private_network)
+            if unavailable is None:
+                if not private_network:
+                    warn("remote workers need the real network: TFF's local executor service listens on all "
+                         "interfaces during the run; keep the workers on a network you control (docs/async_fl.md)")
+                os.environ[LOCK_FD_ENV] = str(lock.fd)
+                try:
+                    argv = sys.argv[1:] if argv is None else list(argv)
+                    return runtime.run_in_namespace([sys.executable, "-m", module, *argv],
+                                                    private_network=private_network, pass_fds=[lock.fd])
+                finally:
+                    os.environ.pop(LOCK_FD_ENV, None)
+            warn(f"no private namespace here ({unavailable}): TFF's executor service listens on all interfaces "
+                 "during the run")
+        runtime.prepare_namespace()
+        import tff_experiments  # noqa: F401  (reaps TFF's worker_binary at exit)
+
+        return run(settings, out)

@@ -1,0 +1,108 @@
+r"""Byzantine-robust peer-to-peer learning from the command line: MoNNA and its baselines.
+
+    python -m tff_experiments.robust --machines 26 --byzantine 5 --rule nna --momentum 0.99 \
+        --attack alie --alpha 1 --steps 600 --out runs/monna-alie
+
+Farhadkhani, Guerraoui, Gupta, Hoang, Pinot, Stephan, "Robust Collaborative Learning with Linear
+Gradient Overhead", ICML 2023, as the authors' ``peerToPeer.py`` runs it: every honest machine
+takes a momentum half step :math:`\theta_j - \gamma_t m_j` on its own data, the machines
+exchange models, the :math:`f` Byzantine machines send what the attack says, and each honest
+machine mixes what it received with the rule (``nna``: average of the nearest ones, MoNNA with
+``--momentum 0.99``, NNA with 0). The honest machines are TFF clients with their own state
+(``tff_experiments.robust``); ``python -m tff_experiments.monna`` is the same command.
+
+The output folder holds ``metrics.csv`` and ``tensorboard/`` (mean and worst honest test
+accuracy, spread between honest models, wall seconds and gradients per step),
+``checkpoints/``, ``model/`` (one honest machine's ``model.keras`` and SavedModel) and
+``summary.json``. Run the same command again after a crash or kill: it resumes from the last
+checkpoint and ends exactly where an uninterrupted run ends.
+"""
+import json
+
+from tff_experiments.program.cli import json_safe, launch
+from tff_experiments.program.errors import CliArgumentParser, UsageError  # noqa: F401  (UsageError: for callers)
+from tff_experiments.robust.settings import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES, RunSettings
+
+MODULE = "tff_experiments.robust"
+
+
+def build_parser():
+    parser = CliArgumentParser(
+        prog="python -m tff_experiments.robust",
+        description="MoNNA and Byzantine-robust peer-to-peer learning (Farhadkhani et al., ICML 2023) "
+        "in TensorFlow Federated, on scikit-learn digits.",
+        epilog="Re-running the same command with the same --out resumes a killed run exactly.",
+    )
+    machines = parser.add_argument_group("machines and attack")
+    machines.add_argument("--machines", dest="num_machines", type=int, default=26, help="n, all machines (default 26, the authors' MNIST)")
+    machines.add_argument("--byzantine", dest="num_byzantine", type=int, default=5,
+                          help="f, Byzantine machines among them, 0 <= f < n/2; the rule tolerates as many (default 5)")
+    machines.add_argument("--attack", default=None, choices=ATTACK_NAMES,
+                          help="what the Byzantine machines send, knowing the honest models: sign_flipping (-mean), "
+                               "alie (mean + z std), foe (mean - z mean), label_flipping (a step on labels 9-y), "
+                               "mimic (a copy of one honest machine); none when f = 0 (default: alie, or none if f = 0)")
+    machines.add_argument("--attack-factor", type=float, default=None,
+                          help="z of alie/foe (default: the authors' line search of the z that hurts the rule most, "
+                               "every step)")
+    machines.add_argument("--mimic-target", type=int, default=0, help="honest machine copied by mimic (default 0)")
+
+    rule = parser.add_argument_group("mixing rule")
+    rule.add_argument("--rule", default="nna", choices=RULE_NAMES,
+                      help="nna: mean of the nearest received models (MoNNA/NNA); average: D-SGD; trimmed_mean: "
+                           "MoCWTM/BRIDGE; median: coordinate-wise; geometric_median: MoGM; centered_clipping: SCC; "
+                           "krum (default nna)")
+    rule.add_argument("--reception", default="authors", choices=RECEPTIONS,
+                      help="authors: each machine receives n-f models (its own, n-2f-1 random honest, the f "
+                           "Byzantine) and nna keeps n-2f; all: it receives all n and nna keeps n-f, as byzfl's "
+                           "MoNNA (default authors)")
+    rule.add_argument("--clip-threshold", type=float, default=2.0, help="centered_clipping tau (default 2, the authors')")
+    rule.add_argument("--clip-iterations", type=int, default=3, help="centered_clipping L (default 3, the authors')")
+    rule.add_argument("--krum-plain-distances", dest="krum_squared", action="store_false",
+                      help="krum scores with plain distances, as the MoNNA authors' code (default: squared, as the paper)")
+
+    optim = parser.add_argument_group("local steps")
+    optim.add_argument("--momentum", type=float, default=0.99,
+                       help="beta of m <- beta m + (1-beta) g (default 0.99: MoNNA; 0: NNA; the authors' SCC uses 0.9)")
+    optim.add_argument("--lr", dest="learning_rate", type=float, default=0.75, help="gamma_0 (default 0.75, the authors' MNIST)")
+    optim.add_argument("--lr-decay", dest="decay", type=float, default=50.0,
+                       help="tau of gamma_t = gamma_0/(t/tau + 1); 0 keeps gamma constant (default 50)")
+    optim.add_argument("--lr-decay-delta", dest="decay_delta", type=int, default=50, help="update gamma_t every this many steps (default 50)")
+    optim.add_argument("--l2", dest="l2_regularization", type=float, default=1e-4, help="lambda of lambda ||theta||_2 in the loss (default 1e-4)")
+    optim.add_argument("--batch-size", type=int, default=25, help="examples per machine per step (default 25)")
+    optim.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--alpha", type=float, default=1.0,
+                      help="Dirichlet concentration of the digits label split over the honest machines, >= 0 "
+                           "(default 1)")
+    data.add_argument("--model", default="logistic", choices=MODELS, help="digits model (default logistic)")
+    data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and receptions")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True, help="output folder (resumes the run found there)")
+    run.add_argument("--eval-every", type=int, default=10, help="evaluate every honest model every N steps (default 10)")
+    run.add_argument("--checkpoint-every", type=int, default=50, help="checkpoint every N steps (default 50)")
+    run.add_argument("--export-machine", type=int, default=0, help="honest machine whose model is exported (default 0)")
+    run.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="force the progress bar (default: shown on a terminal)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    return parser
+
+
+def settings_from(argv=None):
+    """The validated ``RunSettings`` of a command line (one-line ``UsageError`` if bad)."""
+    return RunSettings(**vars(build_parser().parse_args(argv)))
+
+
+def main(argv=None, isolate=False):
+    """The command line; ``isolate``: run in a private namespace (``python -m`` does)."""
+    return launch(run, settings_from(argv), module=MODULE, argv=argv, isolate=isolate)
+
+
+def run(settings, out):
+    from tff_experiments.robust.driver import run_monna
+
+    summary = run_monna(settings, out)
+    final = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary["final"].items()}
+    print(json.dumps(json_safe({"out": str(settings.out), "step": summary["steps"], **final}), allow_nan=False))
+    return 0
