@@ -27,7 +27,7 @@ def build(name):
     return cases.CASES[name][0]()
 
 
-def slot_state(name, state):
+def slot_state(state):
     """The statistics of the optimizer (inside the wrapper's state for the wrapper)."""
     inner = state["inner"] if "inner" in state else state
     return {k: v for k, v in inner.items() if k not in (LR_KEY, "weight_decay", "step")}
@@ -43,7 +43,7 @@ def test_state_structure(name):
                       "clipping_exact": ["m", "v", "previous_gradient"], "clipping_fast": ["m", "s"],
                       "adabelief_coordinate_clip_exact": ["m", "s"],
                       "diffgrad_coordinate_clip_fast": ["m", "v", "previous_gradient"]}[name]
-    assert list(slot_state(name, state)) == expected_slots
+    assert list(slot_state(state)) == expected_slots
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -73,7 +73,7 @@ def test_half_precision_and_mixed_dtypes(name):
         grads = cases.as_tensors(cases.gradient_values(spec, t), spec)
         state, weights = optimizer.next(state, weights, grads)
     statistics_dtypes = [tf.float32, tf.float32, tf.float32, tf.float64]
-    for slot in slot_state(name, state).values():
+    for slot in slot_state(state).values():
         assert [s.dtype for s in tf.nest.flatten(slot)] == statistics_dtypes
     for got, want, s in zip(tf.nest.flatten(weights), expected[-1], tf.nest.flatten(spec)):
         assert got.dtype == s.dtype
@@ -157,12 +157,14 @@ def test_convergence(name, learning_rate):
     optimizer = build(name)
     state = optimizer.initialize(tf.TensorSpec(weights.shape, weights.dtype))
     state = optimizer.set_hparams(state, {LR_KEY: learning_rate})
-    if "clip" in name:  # traced once: the clipping's search loop is slow eagerly
-        state, step = tf.nest.map_structure(tf.convert_to_tensor, state), tf.function(optimizer.next)
-    else:
-        step = optimizer.next
-    for _ in range(100):
-        state, weights = step(state, weights, grad_fn(weights))
+
+    @tf.function  # the 100 steps as one graph (the clipping's search loop is slow eagerly)
+    def run(state, weights):
+        for _ in tf.range(100):
+            state, weights = optimizer.next(state, weights, grad_fn(weights))
+        return weights
+
+    weights = run(tf.nest.map_structure(tf.convert_to_tensor, state), weights)
     assert fn(weights) < 0.005
 
 
