@@ -43,6 +43,7 @@ AdaBelief without rectification; after the SGD warm-up with it), giving NaN exac
 authors' code does. Use ``epsilon > 0`` when such coordinates can occur.
 """
 import collections
+import collections.abc
 
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -276,9 +277,14 @@ def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
 
 
 class _CoordinateClipping(tff.learning.optimizers.Optimizer):
+    """The wrapper's state is the wrapped optimizer's with its learning rate lifted to the top,
+    ``{learning_rate, step, inner}``, where TFF's ``schedule_learning_rate`` and
+    ``build_weighted_fed_avg_with_optimizer_schedule`` read and write it; ``step`` moves the
+    fast mode's sample."""
+
     def __init__(self, optimizer, fraction, threshold_scale, mode):
         if not isinstance(optimizer, tff.learning.optimizers.Optimizer):
-            raise ValueError(f"`optimizer` must be a tff.learning.optimizers.Optimizer, got {optimizer!r}")
+            raise TypeError(f"`optimizer` must be a tff.learning.optimizers.Optimizer, got {optimizer!r}")
         self._inner = optimizer
         self._fraction = _check_static("fraction", fraction, low=0.0, high=1.0)
         self._threshold_scale = _check_static("threshold_scale", threshold_scale, low=0.0,
@@ -287,8 +293,24 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
             raise ValueError(f"`mode` must be one of {clip_math.MODES}, got {mode!r}.")
         self._mode = mode
 
+    def _wrap(self, inner_state, step):
+        state = collections.OrderedDict()
+        if isinstance(inner_state, collections.abc.Mapping) and LEARNING_RATE_KEY in inner_state:
+            state[LEARNING_RATE_KEY] = inner_state[LEARNING_RATE_KEY]
+            inner_state = collections.OrderedDict(
+                (k, v) for k, v in inner_state.items() if k != LEARNING_RATE_KEY)
+        state[STEP_KEY] = step
+        state["inner"] = inner_state
+        return state
+
+    @staticmethod
+    def _inner_state(state):
+        if LEARNING_RATE_KEY not in state:
+            return state["inner"]
+        return collections.OrderedDict([(LEARNING_RATE_KEY, state[LEARNING_RATE_KEY])] + list(state["inner"].items()))
+
     def initialize(self, specs):
-        return collections.OrderedDict([(STEP_KEY, 0), ("inner", self._inner.initialize(specs))])
+        return self._wrap(self._inner.initialize(specs), 0)
 
     def next(self, state, weights, gradients):
         gradients = tff.learning.optimizers.handle_indexed_slices_gradients(gradients)
@@ -301,16 +323,14 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
             for i, g in zip(present, clipped):
                 flat[i] = g
         inner_state, weights = self._inner.next(
-            state["inner"], weights, tf.nest.pack_sequence_as(gradients, flat))
-        return collections.OrderedDict([(STEP_KEY, state[STEP_KEY] + 1), ("inner", inner_state)]), weights
+            self._inner_state(state), weights, tf.nest.pack_sequence_as(gradients, flat))
+        return self._wrap(inner_state, state[STEP_KEY] + 1), weights
 
     def get_hparams(self, state):
-        return self._inner.get_hparams(state["inner"])
+        return self._inner.get_hparams(self._inner_state(state))
 
     def set_hparams(self, state, hparams):
-        new_state = collections.OrderedDict(state)
-        new_state["inner"] = self._inner.set_hparams(state["inner"], hparams)
-        return new_state
+        return self._wrap(self._inner.set_hparams(self._inner_state(state), hparams), state[STEP_KEY])
 
 
 def build_coordinate_clipping(optimizer, fraction, threshold_scale=1.0, mode="exact"):

@@ -88,10 +88,22 @@ def _assert_histories_close(expected, actual, spec, what):
                                    err_msg=f"{what}, leaf {i}")
 
 
+@tf.function
+def _example_schedule_fn(round_num):
+    if round_num < 2:
+        return 0.1
+    return 0.01
+
+
+BUILDERS = {name: build for name, (build, _) in cases.CASES.items()}
+# integration_test.py's scheduled_sgd: TFF's schedule_learning_rate around the wrapper.
+BUILDERS["scheduled_clipping_fast"] = lambda: tff.learning.optimizers.schedule_learning_rate(
+    cases.CASES["clipping_fast"][0](), _example_schedule_fn)
+
 # TFF parametrizes every optimizer over scalar/struct/nested specs; the nested one here holds
 # float16, bfloat16, float32 and float64 weights, the struct and scalar ones run for one
 # plain and one clipping case (the structure is handled by the same code for every case).
-PARAMS = [(name, "mixed_dtypes") for name in sorted(cases.CASES)] + [
+PARAMS = [(name, "mixed_dtypes") for name in sorted(BUILDERS)] + [
     ("adabelief", "scalar"), ("adabelief", "struct"), ("clipping_exact", "scalar"), ("clipping_exact", "struct"),
 ]
 
@@ -99,9 +111,9 @@ PARAMS = [(name, "mixed_dtypes") for name in sorted(cases.CASES)] + [
 @pytest.mark.parametrize("name,spec_name", PARAMS, ids=[f"{n}-{s}" for n, s in PARAMS])
 def test_integration_produces_identical_results(name, spec_name):
     spec = cases.SPECS[spec_name]
-    eager_history = _run_in_eager_mode(cases.CASES[name][0](), spec)
-    tf_comp_history = _run_in_tf_computation(cases.CASES[name][0](), spec)
-    federated_comp_history = _run_in_federated_computation(cases.CASES[name][0](), spec)
+    eager_history = _run_in_eager_mode(BUILDERS[name](), spec)
+    tf_comp_history = _run_in_tf_computation(BUILDERS[name](), spec)
+    federated_comp_history = _run_in_federated_computation(BUILDERS[name](), spec)
     _assert_histories_close(eager_history, tf_comp_history, spec, "tff.tensorflow.computation")
     _assert_histories_close(eager_history, federated_comp_history, spec, "federated computation")
     # The weights come back in their own dtypes from every context.

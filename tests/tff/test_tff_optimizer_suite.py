@@ -36,8 +36,11 @@ def slot_state(state):
 @pytest.mark.parametrize("name", NAMES)
 def test_state_structure(name):
     state = build(name).initialize(cases.SCALAR_SPEC)
-    inner = state["inner"] if name.startswith("clipping") else state
-    assert list(inner)[:3] == [LR_KEY, "weight_decay", "step"]
+    if name.startswith("clipping"):  # the learning rate at the top, where TFF's schedules find it
+        assert list(state) == [LR_KEY, "step", "inner"]
+        assert list(state["inner"])[:2] == ["weight_decay", "step"]
+    else:
+        assert list(state)[:3] == [LR_KEY, "weight_decay", "step"]
     expected_slots = {"adabelief": ["m", "s"], "adabelief_amsgrad": ["m", "s", "s_max"],
                       "adabelief_no_rectify": ["m", "s"], "diffgrad": ["m", "v", "previous_gradient"],
                       "clipping_exact": ["m", "v", "previous_gradient"], "clipping_fast": ["m", "s"],
@@ -277,9 +280,8 @@ def test_set_hparams_returns_expected_result(name, spec_name):
     state = optimizer.initialize(cases.SPECS[spec_name])
     hparams = collections.OrderedDict([(LR_KEY, 0.5), ("weight_decay", 0.25)])
     expected_state = copy.deepcopy(state)
-    target = expected_state["inner"] if name.startswith("clipping") else expected_state
-    for k, v in hparams.items():
-        target[k] = v
+    expected_state[LR_KEY] = 0.5
+    (expected_state["inner"] if name.startswith("clipping") else expected_state)["weight_decay"] = 0.25
     updated_state = optimizer.set_hparams(state, hparams)
     assert isinstance(updated_state, collections.OrderedDict)
     tf.nest.map_structure(np.testing.assert_array_equal, updated_state, expected_state)
@@ -292,6 +294,28 @@ def test_set_get_hparams_is_no_op(name):
     state = optimizer.initialize(cases.NESTED_SPEC)
     updated_state = optimizer.set_hparams(state, optimizer.get_hparams(state))
     tf.nest.map_structure(np.testing.assert_array_equal, state, updated_state)
+
+
+def _schedule(round_num):
+    return tf.where(round_num < 2, 0.125, 0.0625)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schedule_learning_rate(name):
+    """TFF's schedule_learning_rate (which writes the state's top-level learning rate) drives
+    the step: the reference's learning rate follows the schedule."""
+    spec = cases.NESTED_SPEC
+    optimizer = tff.learning.optimizers.schedule_learning_rate(build(name), _schedule)
+    reference = cases.CASES[name][1]()
+    state, weights = optimizer.initialize(spec), cases.ones(spec)
+    params = [np.ones(s.shape) for s in tf.nest.flatten(spec)]
+    for t in range(4):
+        reference.set_learning_rate(0.125 if t < 2 else 0.0625)
+        grads = cases.gradient_values(spec, t)
+        state, weights = optimizer.next(state, weights, cases.as_tensors(grads, spec))
+        params = reference.step(params, tf.nest.flatten(grads))
+    for got, want in zip(tf.nest.flatten(weights), params):
+        np.testing.assert_allclose(got.numpy(), want, rtol=2e-5, atol=2e-5)
 
 
 def test_set_hparams_rejects_unknown_key():

@@ -41,6 +41,9 @@ class PortReference:
     def __init__(self, port, clip_fraction=0.0):
         self._port, self._fraction = port, clip_fraction
 
+    def set_learning_rate(self, learning_rate):
+        self._port.lr = learning_rate
+
     def step(self, params, grads):
         if self._fraction:
             grads = numpy_clip(grads, self._fraction)
@@ -52,6 +55,9 @@ class KerasReference:
 
     def __init__(self, optimizer):
         self._optimizer, self._variables = optimizer, None
+
+    def set_learning_rate(self, learning_rate):
+        self._optimizer.learning_rate = learning_rate
 
     def step(self, params, grads, dtypes=None):
         if self._variables is None:
