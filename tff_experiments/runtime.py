@@ -119,6 +119,16 @@ def _forget_stopped_services(pids):
             obj._process = None
 
 
+def _reap_at_exit():
+    reap_worker_binaries()
+    # Every worker is gone: TFF's ServiceManager.__del__ has nothing left to stop, and run during
+    # interpreter shutdown (modules already torn down) it only prints an ignored AttributeError.
+    import gc
+
+    for cls in {type(obj) for obj in gc.get_objects() if type(obj).__name__ == "ServiceManager"}:
+        cls.__del__ = lambda self: None
+
+
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
@@ -126,7 +136,7 @@ def _exit_on_sigterm(signum, frame):
 def install_reaper():
     global _installed
     if not _installed:
-        atexit.register(reap_worker_binaries)
+        atexit.register(_reap_at_exit)
         # Only where nobody else handles SIGTERM, and only the main thread may set handlers.
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             try:

@@ -19,23 +19,20 @@ Run the same command again after a crash or kill: it resumes from the last check
 exactly where an uninterrupted run ends.
 """
 import json
+import shlex
 import sys
 
 from tff_experiments.asynchronous.experiment import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
                                                      AsynchronousSettings, check_workers)
-from tff_experiments.program.cli import json_safe, launch
-from tff_experiments.program.errors import CliArgumentParser, UsageError  # noqa: F401  (UsageError: for callers)
+from tff_experiments.program.cli import add_run_arguments, command_line_parser, json_safe, launch
+from tff_experiments.program.errors import UsageError  # noqa: F401  (for callers)
 
 MODULE = "tff_experiments.asynchronous"
 
 
 def build_parser():
-    parser = CliArgumentParser(
-        prog="python -m tff_experiments.asynchronous",
-        description="Synchronous FedAvg, asynchronous FedAvg, FedFix and FedBuff (Fraboni et al., "
-                    "JMLR 2023) in TensorFlow Federated, on a virtual clock.",
-        epilog="Re-running the same command with the same --out resumes a killed run exactly.",
-    )
+    parser = command_line_parser(MODULE, "Synchronous FedAvg, asynchronous FedAvg, FedFix and FedBuff (Fraboni et al., "
+                                         "JMLR 2023) in TensorFlow Federated, on a virtual clock.")
     scheme = parser.add_argument_group("algorithm")
     scheme.add_argument("--algorithm", required=True, choices=ALGORITHMS,
                         help="fedavg: all clients every round (a round lasts as long as the slowest); "
@@ -96,17 +93,11 @@ def build_parser():
                       help="; ".join(f"{d}: {' or '.join(m)}" for d, m in MODELS.items()) + " (default: the first)")
     data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and random times")
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--out", required=True, help="output folder (resumes the run found there)")
-    run.add_argument("--eval-every", type=float, default=None,
-                     help="evaluate the global model every this much virtual time (default horizon/50)")
-    run.add_argument("--checkpoint-every", type=int, default=100, help="checkpoint every N server steps (default 100)")
+    run = add_run_arguments(parser, checkpoint_every=100, eval_every=(
+        float, None, "evaluate the global model every this much virtual time (default horizon/50)"))
     run.add_argument("--workers", default=None,
                      help="comma-separated host:port of TFF executor services (worker_binary) to run the "
                           "clients on; default: the local TFF runtime")
-    run.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="force the progress bar (default: shown on a terminal)")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return parser
 
 
@@ -131,7 +122,8 @@ def run(settings, out):
     from tff_experiments.program.run_dir import run_paths
 
     experiment = AsynchronousExperiment(settings)
-    description = {"command": " ".join(sys.argv), "config": settings.config(), **experiment.description()}
+    command = shlex.join(["python", "-m", MODULE, *sys.argv[1:]])
+    description = {"command": command, "config": settings.config(), **experiment.description()}
     (out / "run.json").write_text(json.dumps(json_safe(description), indent=1, allow_nan=False))
     remote = contextlib.nullcontext()
     if settings.workers:

@@ -18,6 +18,30 @@ LOCK_FILE = ".lock"
 LOCK_FD_ENV = "KERAS_OPTIM_LOCK_FD"  # the lock a supervising process took and handed down
 
 
+def command_line_parser(module, description):
+    """The ``CliArgumentParser`` of ``python -m module``."""
+    from tff_experiments.program.errors import CliArgumentParser
+
+    return CliArgumentParser(prog=f"python -m {module}", description=description,
+                             epilog="Re-running the same command with the same --out resumes a killed run exactly.")
+
+
+def add_run_arguments(parser, *, eval_every, checkpoint_every):
+    """The ``run`` group both command lines share: ``--out``, ``--eval-every`` (``eval_every``:
+    ``(type, default, help)``), ``--checkpoint-every`` (its default), ``--progress``. Returns it."""
+    kind, default, text = eval_every
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True,
+                     help="output folder (resumes the run found there; locked while a run uses it)")
+    run.add_argument("--eval-every", type=kind, default=default, help=text)
+    run.add_argument("--checkpoint-every", type=int, default=checkpoint_every,
+                     help=f"checkpoint every N steps (default {checkpoint_every})")
+    run.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="force the progress bar (default: shown on a terminal)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    return run
+
+
 def flag(name):
     """``'client_lr'`` -> ``'--client-lr'``: settings fields are named as their flags."""
     return "--" + name.replace("_", "-")

@@ -19,23 +19,19 @@ checkpoint and ends exactly where an uninterrupted run ends.
 """
 import json
 
-from tff_experiments.program.cli import json_safe, launch
-from tff_experiments.program.errors import CliArgumentParser, UsageError  # noqa: F401  (UsageError: for callers)
+from tff_experiments.program.cli import add_run_arguments, command_line_parser, json_safe, launch
+from tff_experiments.program.errors import UsageError  # noqa: F401  (for callers)
 from tff_experiments.robust.settings import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES, RunSettings
 
 MODULE = "tff_experiments.robust"
 
 
 def build_parser():
-    parser = CliArgumentParser(
-        prog="python -m tff_experiments.robust",
-        description="MoNNA and Byzantine-robust peer-to-peer learning (Farhadkhani et al., ICML 2023) "
-        "in TensorFlow Federated, on scikit-learn digits.",
-        epilog="Re-running the same command with the same --out resumes a killed run exactly.",
-    )
+    parser = command_line_parser(MODULE, "MoNNA and Byzantine-robust peer-to-peer learning (Farhadkhani et al., "
+                                         "ICML 2023) in TensorFlow Federated, on scikit-learn digits.")
     machines = parser.add_argument_group("machines and attack")
-    machines.add_argument("--machines", dest="num_machines", type=int, default=26, help="n, all machines (default 26, the authors' MNIST)")
-    machines.add_argument("--byzantine", dest="num_byzantine", type=int, default=5,
+    machines.add_argument("--machines", dest="num_machines", metavar="N", type=int, default=26, help="n, all machines (default 26, the authors' MNIST)")
+    machines.add_argument("--byzantine", dest="num_byzantine", metavar="F", type=int, default=5,
                           help="f, Byzantine machines among them, 0 <= f < n/2; the rule tolerates as many (default 5)")
     machines.add_argument("--attack", default=None, choices=ATTACK_NAMES,
                           help="what the Byzantine machines send, knowing the honest models: sign_flipping (-mean), "
@@ -63,11 +59,11 @@ def build_parser():
     optim = parser.add_argument_group("local steps")
     optim.add_argument("--momentum", type=float, default=0.99,
                        help="beta of m <- beta m + (1-beta) g (default 0.99: MoNNA; 0: NNA; the authors' SCC uses 0.9)")
-    optim.add_argument("--lr", dest="learning_rate", type=float, default=0.75, help="gamma_0 (default 0.75, the authors' MNIST)")
-    optim.add_argument("--lr-decay", dest="decay", type=float, default=50.0,
+    optim.add_argument("--lr", dest="learning_rate", metavar="LR", type=float, default=0.75, help="gamma_0 (default 0.75, the authors' MNIST)")
+    optim.add_argument("--lr-decay", dest="decay", metavar="TAU", type=float, default=50.0,
                        help="tau of gamma_t = gamma_0/(t/tau + 1); 0 keeps gamma constant (default 50)")
-    optim.add_argument("--lr-decay-delta", dest="decay_delta", type=int, default=50, help="update gamma_t every this many steps (default 50)")
-    optim.add_argument("--l2", dest="l2_regularization", type=float, default=1e-4, help="lambda of lambda ||theta||_2 in the loss (default 1e-4)")
+    optim.add_argument("--lr-decay-delta", dest="decay_delta", metavar="STEPS", type=int, default=50, help="update gamma_t every this many steps (default 50)")
+    optim.add_argument("--l2", dest="l2_regularization", metavar="LAMBDA", type=float, default=1e-4, help="lambda of lambda ||theta||_2 in the loss (default 1e-4)")
     optim.add_argument("--batch-size", type=int, default=25, help="examples per machine per step (default 25)")
     optim.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
 
@@ -78,14 +74,9 @@ def build_parser():
     data.add_argument("--model", default="logistic", choices=MODELS, help="digits model (default logistic)")
     data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and receptions")
 
-    run = parser.add_argument_group("run")
-    run.add_argument("--out", required=True, help="output folder (resumes the run found there)")
-    run.add_argument("--eval-every", type=int, default=10, help="evaluate every honest model every N steps (default 10)")
-    run.add_argument("--checkpoint-every", type=int, default=50, help="checkpoint every N steps (default 50)")
+    run = add_run_arguments(parser, checkpoint_every=50, eval_every=(
+        int, 10, "evaluate every honest model every N steps (default 10)"))
     run.add_argument("--export-machine", type=int, default=0, help="honest machine whose model is exported (default 0)")
-    run.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="force the progress bar (default: shown on a terminal)")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return parser
 
 
