@@ -345,7 +345,17 @@ class CoordinateClipping(OptimizerBase):
         # tf.keras 2.14's optimizers.deserialize returns the class name of a built-in
         # optimizer's new-format config; the saving API returns the optimizer on both.
         saving = keras.saving if KERAS3 else tf.keras.saving
-        inner = saving.deserialize_keras_object(config.pop("optimizer"), custom_objects=custom_objects)
+        inner = config.pop("optimizer")
+        try:
+            inner = saving.deserialize_keras_object(inner, custom_objects=custom_objects)
+        except ValueError:
+            if KERAS3:
+                raise
+            # Loading an h5 file, tf.keras 2.14 deserializes in its legacy mode, which finds its
+            # built-in optimizers only through optimizers.deserialize.
+            inner = tf.keras.optimizers.deserialize(
+                inner, custom_objects=custom_objects, use_legacy_optimizer=False
+            )
         return cls(inner, **config)
 
     if KERAS3:

@@ -13,7 +13,9 @@ tests skip on other backends as there.
 Every test of the file runs: for every case where the numbers are the algorithm's, for one
 case per class and clipping mechanism (``ONE_PER_KIND``) where it exercises Keras' base class
 (clipping arguments, EMA with fit, constraints, ``get``, checkpointing, tf.Variables, pickling,
-naming, the iteration counter). Adapted beyond the numbers:
+naming, the iteration counter); for Adam with coordinate clipping and the wrapper (``IN_FIT``)
+where it compiles and fits a model (EMA with fit, TensorFlow checkpointing). Adapted beyond the
+numbers:
 - ``test_get_method``: ``optimizers.get("sgd")`` resolves Keras' own string names; run here as
   ``get`` of a keras_optim config (registered class) and of an instance.
 - ``test_gradient_accumulation_with_weigth_decay`` and ``test_pickleable_optimizers`` are
@@ -39,7 +41,8 @@ from keras.src import models  # noqa: E402
 from keras.src import optimizers  # noqa: E402
 from keras.src import testing  # noqa: E402
 
-from tests.optimizers.keras_cases import NAMED, ONE_PER_KIND, reference_trajectory  # noqa: E402,E501
+from tests.optimizers.keras_cases import (  # noqa: E402
+    IN_FIT, NAMED, ONE_PER_KIND, reference_trajectory)
 
 V0 = [[1.0, 2.0], [3.0, 4.0]]
 ONES = [[1.0, 1.0], [1.0, 1.0]]
@@ -170,7 +173,7 @@ class OptimizerTest(testing.TestCase):
         )
 
     @pytest.mark.requires_trainable_backend
-    @parameterized.named_parameters(ONE_PER_KIND)
+    @parameterized.named_parameters(IN_FIT)
     def test_ema_with_model_fit(self, case):
         x_train = np.ones((1, 1)).astype("float32")
         y_train = np.zeros((1, 1)).astype("float32")
@@ -295,7 +298,7 @@ class OptimizerTest(testing.TestCase):
         self.assertAllClose(optimizer.iterations, 1)
 
     @pytest.mark.skipif(backend.backend() != "tensorflow", reason="Requires TF")
-    @parameterized.named_parameters(ONE_PER_KIND)
+    @parameterized.named_parameters(IN_FIT)
     def test_tf_checkpointing(self, case):
         import tensorflow as tf
 
