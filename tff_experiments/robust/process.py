@@ -37,7 +37,6 @@ The random draws (receptions) are stateless functions of ``(seed, t)``, so a run
 """
 import collections
 import dataclasses
-import math
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -48,7 +47,7 @@ from tff_experiments.robust import attacks as attacks_lib
 from tff_experiments.robust.gather import gather_at_server
 from tff_experiments.robust.nna import pairwise_squared_distances
 from tff_experiments.robust.rules import MixingRule
-from tff_experiments.robust.settings import RECEPTIONS
+from tff_experiments.robust.settings import check_peer_to_peer
 
 
 
@@ -92,40 +91,16 @@ class MonnaConfig:
     seed: int = 0
 
     def __post_init__(self):
-        n, f = self.num_machines, self.num_byzantine
-        for name in ("num_machines", "num_byzantine", "decay_delta", "attack_evaluations", "num_classes"):
+        for name in ("attack_evaluations", "num_classes"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        if n < 1:
-            raise ValueError(f"there must be at least one machine, got n = {n}")
-        if f < 0 or 2 * f >= n:
-            raise ValueError(f"the Byzantine machines must be fewer than half: need 0 <= f < n/2, got f = {f}, n = {n}")
-        if self.attack not in attacks_lib.ATTACK_NAMES:
-            raise ValueError(
-                f"unknown attack {self.attack!r}; choose one of {', '.join(attacks_lib.ATTACK_NAMES)}"
-            )
-        if f > 0 and self.attack == "none":
-            raise ValueError(f"f = {f} Byzantine machines need an attack (one of {', '.join(attacks_lib.ATTACK_NAMES[1:])})")
-        if f == 0 and self.attack != "none":
-            raise ValueError(f"attack {self.attack!r} needs Byzantine machines, but f = 0")
-        if self.reception not in RECEPTIONS:
-            raise ValueError(f"unknown reception {self.reception!r}; choose one of {', '.join(RECEPTIONS)}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"the learning rate must be > 0, got {self.learning_rate}")
-        if self.decay < 0 or self.decay_delta < 1:
-            raise ValueError("decay must be >= 0 and decay_delta >= 1")
-        if self.l2_regularization < 0:
-            raise ValueError(f"l2_regularization must be >= 0, got {self.l2_regularization}")
-        if self.attack_factor is not None and not math.isfinite(self.attack_factor):
-            raise ValueError(f"the attack factor must be finite, got {self.attack_factor}")
-        if not 0 <= self.mimic_target < n - f:
-            raise ValueError(f"mimic_target must name a honest machine, 0 <= target < {n - f}")
-        if self.rule.f != f:
-            object.__setattr__(self, "rule", dataclasses.replace(self.rule, f=f))
-        self.rule.check(self.num_received)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_peer_to_peer(self.num_machines, self.num_byzantine, self.rule.name, self.attack,
+                           reception=self.reception, momentum=self.momentum, learning_rate=self.learning_rate,
+                           decay=self.decay, decay_delta=self.decay_delta, l2_regularization=self.l2_regularization,
+                           attack_factor=self.attack_factor, mimic_target=self.mimic_target, seed=self.seed)
+        if self.rule.f != self.num_byzantine:
+            object.__setattr__(self, "rule", dataclasses.replace(self.rule, f=self.num_byzantine))
 
     @property
     def num_honest(self):

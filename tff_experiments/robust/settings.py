@@ -16,15 +16,8 @@ ATTACK_NAMES = ("none", "sign_flipping", "alie", "foe", "label_flipping", "mimic
 SCALED_ATTACKS = frozenset({"alie", "foe"})
 RECEPTIONS = ("authors", "all")
 MODELS = ("logistic", "cnn")
-# Field -> flag of the command line, where they differ; the others are the field's name.
-FLAGS = {"num_machines": "machines", "num_byzantine": "byzantine", "learning_rate": "lr", "decay": "lr-decay",
-         "decay_delta": "lr-decay-delta", "l2_regularization": "l2", "krum_squared": "krum-plain-distances"}
 # Settings of how a run is run, not of its result: a resume may change them.
 RUN_ONLY = ("out", "eval_every", "checkpoint_every", "export_machine", "progress")
-
-
-def _flag(field):
-    return FLAGS.get(field, field)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,41 +52,22 @@ class RunSettings:
     progress: Optional[bool] = None
 
     def __post_init__(self):
-        n, f = self.num_machines, self.num_byzantine
-        for field, choices in (("rule", RULE_NAMES), ("attack", ATTACK_NAMES + (None,)), ("reception", RECEPTIONS),
-                               ("model", MODELS)):
-            if getattr(self, field) not in choices:
-                raise UsageError(f"--{_flag(field)} must be one of {', '.join(c for c in choices if c)}, "
-                                 f"got {getattr(self, field)!r}")
-        for field in ("num_machines", "decay_delta", "batch_size", "steps", "eval_every", "checkpoint_every"):
-            check_number(_flag(field), getattr(self, field), low=1, integer=True)
-        for field in ("num_byzantine", "clip_iterations", "mimic_target", "export_machine"):
-            check_number(_flag(field), getattr(self, field), low=0, integer=True)
-        check_number("seed", self.seed, low=0, high=2**32 - 1, integer=True)
-        check_number("lr", self.learning_rate, low=0, low_open=True)
-        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
-        for field in ("decay", "l2_regularization", "alpha", "clip_threshold"):
-            check_number(_flag(field), getattr(self, field), low=0)
-        check_number("attack-factor", self.attack_factor)
-        if 2 * f >= n:
-            raise UsageError(f"--byzantine must satisfy 0 <= f < n/2 (n = {n}): got f = {f}; no rule tolerates a "
-                             "Byzantine half")
+        if self.model not in MODELS:
+            raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.attack is None:
-            object.__setattr__(self, "attack", "alie" if f > 0 else "none")
-        if f > 0 and self.attack == "none":
-            raise UsageError(f"f = {f} Byzantine machines need an --attack ({', '.join(ATTACK_NAMES[1:])})")
-        if f == 0 and self.attack != "none":
-            raise UsageError(f"--attack {self.attack} needs Byzantine machines: set --byzantine > 0")
-        if self.attack_factor is not None and self.attack not in SCALED_ATTACKS:
-            raise UsageError(f"--attack-factor is for alie and foe, not {self.attack}")
-        for field in ("mimic_target", "export_machine"):
-            if getattr(self, field) >= n - f:
-                raise UsageError(f"--{_flag(field).replace('_', '-')} must be a honest machine, "
-                                 f"0 <= machine < {n - f}")
-        try:  # the rule's needs (krum: k > f + 1, ...) for what each machine receives
-            check_rule_input(self.rule, n - f if self.reception == "authors" else n, f)
-        except ValueError as error:
-            raise UsageError(f"--rule {self.rule}: {error}") from None
+            object.__setattr__(self, "attack", "alie" if self.num_byzantine > 0 else "none")
+        for field in ("batch_size", "steps", "eval_every", "checkpoint_every"):
+            check_number(field, getattr(self, field), low=1, integer=True)
+        for field in ("clip_iterations", "export_machine"):
+            check_number(field, getattr(self, field), low=0, integer=True)
+        for field in ("alpha", "clip_threshold"):
+            check_number(field, getattr(self, field), low=0)
+        check_peer_to_peer(self.num_machines, self.num_byzantine, self.rule, self.attack, reception=self.reception,
+                           momentum=self.momentum, learning_rate=self.learning_rate, decay=self.decay,
+                           decay_delta=self.decay_delta, l2_regularization=self.l2_regularization,
+                           attack_factor=self.attack_factor, mimic_target=self.mimic_target, seed=self.seed)
+        if self.export_machine >= self.num_honest:
+            raise UsageError(f"--export-machine must be a honest machine, 0 <= machine < {self.num_honest}")
 
     @property
     def num_honest(self):
@@ -141,3 +115,39 @@ def check_rule_input(rule, num_received, f):
         raise ValueError(f"trimmed_mean drops 2f = {2 * f} of the {k} received vectors: it needs k > 2f")
     if rule == "krum" and k - f - 1 < 1:
         raise ValueError(f"krum scores over k - f - 1 neighbours: it needs k > f + 1, got k = {k}, f = {f}")
+
+
+def check_peer_to_peer(num_machines, num_byzantine, rule, attack, *, reception, momentum, learning_rate, decay,
+                       decay_delta, l2_regularization, attack_factor, mimic_target, seed):
+    """Raises ``UsageError`` (a ``ValueError``; one line naming the flag) unless the settings make a
+    run; ``RunSettings`` and the process' ``MonnaConfig`` both check through it."""
+    n, f = num_machines, num_byzantine
+    for field, value, choices in (("rule", rule, RULE_NAMES), ("attack", attack, ATTACK_NAMES),
+                                  ("reception", reception, RECEPTIONS)):
+        if value not in choices:
+            raise UsageError(f"--{field} must be one of {', '.join(choices)}, got {value!r}")
+    check_number("machines", n, low=1, integer=True)
+    check_number("byzantine", f, low=0, integer=True)
+    check_number("lr-decay-delta", decay_delta, low=1, integer=True)
+    check_number("mimic-target", mimic_target, low=0, integer=True)
+    check_number("seed", seed, low=0, high=2**32 - 1, integer=True)
+    check_number("lr", learning_rate, low=0, low_open=True)
+    check_number("momentum", momentum, low=0, high=1, high_open=True)
+    check_number("lr-decay", decay, low=0)
+    check_number("l2", l2_regularization, low=0)
+    check_number("attack-factor", attack_factor)
+    if 2 * f >= n:
+        raise UsageError(f"--byzantine must satisfy 0 <= f < n/2 (n = {n}): got f = {f}; no rule tolerates a "
+                         "Byzantine half")
+    if f > 0 and attack == "none":
+        raise UsageError(f"f = {f} Byzantine machines need an --attack ({', '.join(ATTACK_NAMES[1:])})")
+    if f == 0 and attack != "none":
+        raise UsageError(f"--attack {attack} needs Byzantine machines: set --byzantine > 0")
+    if attack_factor is not None and attack not in SCALED_ATTACKS:
+        raise UsageError(f"--attack-factor is for alie and foe, not {attack}")
+    if mimic_target >= n - f:
+        raise UsageError(f"--mimic-target must be a honest machine, 0 <= machine < {n - f}")
+    try:  # the rule's needs (krum: k > f + 1, ...) for what each machine receives
+        check_rule_input(rule, n - f if reception == "authors" else n, f)
+    except ValueError as error:
+        raise UsageError(f"--rule {rule}: {error}") from None
