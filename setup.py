@@ -11,10 +11,16 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_optim", "keras_optim.*", "tff_experiments", "tff_experiments.*"]),
     python_requires=">=3.9",
-    # The core needs only TensorFlow with either Keras 3 or tf.keras 2.14; never TFF.
-    install_requires=["tensorflow>=2.14", "numpy"],
+    # The core needs Keras and NumPy only: Keras 3 on any backend it supports, or tf.keras 2.14
+    # (the Keras of TensorFlow 2.14, which TFF 0.87 needs). keras_optim imports TensorFlow only
+    # on tf.keras 2 or Keras 3's TensorFlow backend, so a JAX user gets no TensorFlow.
+    # The extras name a backend to install with it (docs/compatibility.md).
+    install_requires=["keras>=2.14", "numpy"],
     extras_require={
-        "federated": ["tensorflow-federated==0.87.0", "tqdm"],
+        "tensorflow": ["tensorflow>=2.14"],
+        "jax": ["keras>=3", "jax"],
+        "torch": ["keras>=3", "torch"],
+        "federated": ["tensorflow==2.14.*", "tensorflow-federated==0.87.0", "tqdm"],
         "test": ["pytest", "scikit-learn", "matplotlib"],
         "examples": ["scikit-learn", "matplotlib", "tqdm"],
     },

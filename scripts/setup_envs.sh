@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates (or completes) the project's two virtual environments from nothing:
+# Creates (or completes) the project's three virtual environments from nothing:
 #   .venv      tensorflow 2.21 + keras 3 + tensorflow-datasets  (users of the optimizers)
 #   .venv-tff  tensorflow 2.14.1 + tensorflow-federated 0.87.0  (TFF simulations; tf.keras 2.14)
+#   .venv-jax  keras 3 + jax (CPU), no TensorFlow               (Keras 3 on JAX; KERAS_BACKEND=jax)
 # Idempotent: an environment whose requirements have not changed since it was built is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,5 @@ build_env() {  # build_env DIR REQS [NODEPS_REQS]
 
 build_env .venv requirements/keras3.txt
 build_env .venv-tff requirements/tff.txt requirements/tff-nodeps.txt
+build_env .venv-jax requirements/jax.txt
 bash scripts/fetch_data.sh

@@ -1,4 +1,6 @@
-"""Shared test set-up. The same tests run under Keras 3 (.venv) and tf.keras 2.14 (.venv-tff)."""
+"""Shared test set-up. The same tests run under Keras 3 (.venv), tf.keras 2.14 (.venv-tff) and
+Keras 3 on JAX (.venv-jax)."""
+import importlib.util
 import json
 import os
 
@@ -29,3 +31,22 @@ def keras_module():
     import keras_optim.backend as backend
 
     return backend.keras
+
+
+# Keras 3 on JAX (.venv-jax) has no TensorFlow: a test module that imports it is skipped there,
+# with that reason, rather than reported as a collection error.
+_NO_TENSORFLOW = importlib.util.find_spec("tensorflow") is None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if (
+        _NO_TENSORFLOW
+        and report.failed
+        and isinstance(collector, pytest.Module)
+        and "No module named 'tensorflow'" in str(report.longrepr)
+    ):
+        report.outcome = "skipped"
+        report.longrepr = (str(collector.path), None, "Skipped: needs TensorFlow (not installed)")
+    return report
