@@ -159,6 +159,13 @@ def _reachable_listeners(pid):
     return [(a, p) for a, p in listening if a not in LOOPBACK]
 
 
+def _no_namespace():
+    from tff_experiments.runtime import namespace_unavailable
+
+    return namespace_unavailable()
+
+
+@pytest.mark.skipif(_no_namespace() is not None, reason=f"no private namespace here: {_no_namespace()}")
 @pytest.mark.parametrize("command,signum", [("asynchronous", signal.SIGINT), ("robust", signal.SIGTERM)])
 def test_a_run_listens_on_no_network_and_leaves_nothing_when_signalled(command, signum, tmp_path):
     from tests.tff import cli_runs

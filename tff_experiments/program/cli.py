@@ -156,8 +156,9 @@ def warn(message):
 
 
 def launch(run, settings, *, module, argv, isolate, private_network=True):
-    """Checks and locks ``settings.out``, then ``run(settings)``, in a private namespace when
-    ``isolate`` (the command line) and the OS allows one. Returns the exit status."""
+    """Checks and locks ``settings.out``, then ``run(settings, out)``, in a private namespace when
+    ``isolate`` (the command line) and the OS allows one (re-running ``python -m module argv``
+    there; this process waits as its supervisor). Returns the exit status."""
     from tff_experiments import runtime
 
     out = prepare_output(settings.out)
@@ -177,7 +178,5 @@ def launch(run, settings, *, module, argv, isolate, private_network=True):
                     os.environ.pop(LOCK_FD_ENV, None)
             warn(f"no private namespace here ({unavailable}): TFF's executor service listens on all interfaces "
                  "during the run")
-        runtime.prepare_namespace()
-        import tff_experiments  # noqa: F401  (reaps TFF's worker_binary at exit)
-
+        runtime.prepare_namespace()  # (importing tff_experiments installed the worker reaper)
         return run(settings, out)
