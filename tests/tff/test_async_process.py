@@ -217,3 +217,36 @@ def test_restored_state_continues_exactly(process, client_data, tmp_path):
     for g, w in zip(trainable(resumed.process_state.global_model_weights),
                     trainable(uninterrupted.process_state.global_model_weights)):
         np.testing.assert_array_equal(g, w)
+
+
+def test_program_logic_with_tff_program_components_resumes_exactly(grouped_process, client_data, tmp_path):
+    process = grouped_process
+    import asyncio
+
+    from tff_experiments.program.async_program import ScheduleDataSource, train_asynchronous_model
+
+    local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
+    schedule = build_schedule("fedfix", ClientTimes.from_scenario(NUM_CLIENTS, "F-80"), 1.2,
+                              client_importance("uniform", [1] * NUM_CLIENTS), "weight", delta_t=0.1)
+    assert any(not s.contributions for s in schedule.steps), "no empty step to test"
+    want = AsynchronousDriver(process, schedule, local).run()
+
+    def run(directory, **kwargs):
+        metrics, model = tff.program.MemoryReleaseManager(), tff.program.MemoryReleaseManager()
+        done = asyncio.run(train_asynchronous_model(
+            train_process=process, train_data_source=ScheduleDataSource(schedule, local, arrays=True),
+            program_state_manager=tff.program.FileProgramStateManager(str(directory)),
+            model_output_manager=model, train_metrics_manager=metrics, checkpoint_every=3, **kwargs))
+        return done, dict(metrics.values()), dict(model.values())
+
+    done, metrics, model = run(tmp_path / "whole")
+    assert done == len(schedule) and sorted(metrics) == list(range(1, len(schedule) + 1))
+    assert all(metrics[n + 1]["clients"] == len(s.contributions) for n, s in enumerate(schedule.steps))
+    for g, w in zip(model["final_model"]["trainable"], trainable(want.process_state.global_model_weights)):
+        np.testing.assert_array_equal(g, w)
+    # killed after 4 steps (last checkpoint at 3 is not the stop: the stop saves too), rerun
+    assert run(tmp_path / "resumed", stop_after=4)[0] == 4
+    done, metrics, resumed = run(tmp_path / "resumed")
+    assert done == len(schedule) and min(metrics) == 5
+    for g, w in zip(resumed["final_model"]["trainable"], model["final_model"]["trainable"]):
+        np.testing.assert_array_equal(g, w)

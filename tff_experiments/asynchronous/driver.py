@@ -51,8 +51,10 @@ class AsynchronousDriver:
     def __len__(self):
         return len(self.schedule)
 
-    def initial_state(self):
-        process_state = self.process.initialize()
+    def initial_state(self, process_state=None):
+        """The state before step 0; ``process_state``: the process' initial state, if already
+        computed (a ``tff.program`` context returns it as a value to materialize)."""
+        process_state = self.process.initialize() if process_state is None else process_state
         return RunState(0, process_state, self._keep({0: process_state.global_model_weights}, 0))
 
     def model_weights(self, run_state):
@@ -72,9 +74,14 @@ class AsynchronousDriver:
         if step.contributions:
             output = self.process.next(process_state, self.client_inputs(step, run_state.versions))
             process_state, metrics = output.state, output.metrics
+        return self.advance(run_state, process_state), StepRecord(step, metrics)
+
+    def advance(self, run_state, process_state):
+        """The state after step ``run_state.next_step`` made ``process_state``."""
+        n = run_state.next_step
         versions = dict(run_state.versions)
         versions[n + 1] = process_state.global_model_weights
-        return RunState(n + 1, process_state, self._keep(versions, n + 1)), StepRecord(step, metrics)
+        return RunState(n + 1, process_state, self._keep(versions, n + 1))
 
     def run(self, run_state=None, stop=None):
         """Runs the steps from ``run_state`` (default: the start) up to ``stop`` (default: all)."""
@@ -118,9 +125,10 @@ class AsynchronousDriver:
             versions=[run_state.versions[v] for v in ids] + [current] * padding,
         )
 
-    def program_state_template(self):
-        """A structure like any ``to_program_state`` of this run, to load into."""
-        initial = self.process.initialize()
+    def program_state_template(self, initial=None):
+        """A structure like any ``to_program_state`` of this run, to load into (``initial``: the
+        process' initial state, if already computed)."""
+        initial = self.process.initialize() if initial is None else initial
         return collections.OrderedDict(
             next_step=np.int64(0),
             process_state=initial,

@@ -64,15 +64,23 @@ def _stack_weights(weights):
 
 def client_inputs(process, local_batches, works):
     """The ``CLIENTS`` value of ``process.next`` for the local works ``works``, a list of
-    ``(model_weights, client, work_index, weight)``: one ``client_input`` each, or, for a
-    process built with ``clients_per_group``, groups of works of equal batch shape."""
+    ``(model_weights, client, work_index, weight)``, their batches from ``local_batches``."""
+    grouped = bool(getattr(process, "clients_per_group", None))
+    batches = local_batches.batch_arrays if grouped else local_batches.dataset
+    return pack_client_values(process, [(w, batches(client, k), d) for w, client, k, d in works])
+
+
+def pack_client_values(process, items):
+    """The ``CLIENTS`` value of ``process.next`` from ``(model_weights, data, weight)`` items: one
+    ``client_input`` each (data: a ``tf.data.Dataset`` of the K batches), or, for a process built
+    with ``clients_per_group``, groups of items of equal batch shape (data: arrays
+    ``(K, b, ...)``, as ``LocalBatches.batch_arrays``)."""
     group_size = getattr(process, "clients_per_group", None)
     if not group_size:
-        return [client_input(w, local_batches.dataset(client, k), d) for w, client, k, d in works]
-    arrays = [(w, local_batches.batch_arrays(client, k), d) for w, client, k, d in works]
+        return [client_input(w, data, d) for w, data, d in items]
     shape = lambda item: tuple(np.shape(a) for a in tf.nest.flatten(item[1]))  # noqa: E731
     groups = []
-    for _, same in itertools.groupby(sorted(arrays, key=shape), key=shape):
+    for _, same in itertools.groupby(sorted(items, key=shape), key=shape):
         same = list(same)
         for start in range(0, len(same), group_size):
             part = same[start:start + group_size]

@@ -1,0 +1,154 @@
+r"""Program logic for the asynchronous processes, in the style of ``tff.learning.programs.train_model``.
+
+``train_asynchronous_model`` drives any ``build_stale_model_process`` process along a
+``Schedule`` with TFF's program components: the clients' data come from a
+``tff.program.FederatedDataSource`` (:class:`ScheduleDataSource`), the state is saved by a
+``tff.program.ProgramStateManager`` (e.g. ``FileProgramStateManager``) and the metrics and the
+final model go to ``tff.program`` release managers (``CSVFileReleaseManager``,
+``TensorBoardReleaseManager``, ``MemoryReleaseManager``, ...). Run again after a kill, it loads
+the latest saved state and ends exactly where the uninterrupted run ends: the schedule, the
+batches (seeded per client and local work) and the stale model versions kept in the program
+state determine every later step.
+
+It is a coroutine, as TFF's: ``asyncio.run(train_asynchronous_model(...))``. It runs in TFF's
+default (synchronous) execution context, or in any context whose results ``tff.program.
+materialize_value`` resolves. TFF 0.87's ``tff.program.NativeFederatedContext`` does not take
+it yet: it rebuilds a ``CLIENTS`` argument from the parameter type and turns a list of
+structured client values (here the stale models with their data) into one structure
+(``InvalidNonAllEqualValueError``); TFF's own ``train_model`` only passes data-source values there.
+
+Differences from ``train_model``, and why: the participants of a server step are the schedule's
+(not ``k`` clients drawn at random), each with the stale model it was sent and its weight
+:math:`d_i`, so ``next`` takes ``<model_weights, data, weight>@CLIENTS`` (see
+``tff_experiments.asynchronous.process``); a step without a counted update still advances the
+schedule (the process leaves the state unchanged).
+"""
+import collections
+import json
+
+import tensorflow_federated as tff
+
+from tff_experiments.asynchronous.driver import AsynchronousDriver
+from tff_experiments.asynchronous.process import pack_client_values
+
+
+class ScheduleDataSourceIterator(tff.program.FederatedDataSourceIterator):
+    """Yields, step after step, the data of the local works a schedule aggregates."""
+
+    def __init__(self, source, next_step=0):
+        self._source = source
+        self.next_step = int(next_step)
+
+    @property
+    def federated_type(self):
+        return self._source.federated_type
+
+    def select(self, k=None):
+        """The next server step's local works: a list of ``(contribution, data)``, data the K
+        batches (a ``tf.data.Dataset``, or arrays ``(K, b, ...)`` when ``arrays``)."""
+        step = self._source.schedule.steps[self.next_step]
+        if k is not None and k != len(step.contributions):
+            raise ValueError(f"server step {self.next_step} aggregates {len(step.contributions)} "
+                             f"local works, not {k}")
+        local = self._source.local_batches
+        batches = local.batch_arrays if self._source.arrays else local.dataset
+        self.next_step += 1
+        return [(c, batches(c.client, c.work_index)) for c in step.contributions]
+
+    def to_bytes(self):
+        return json.dumps({"next_step": self.next_step}).encode()
+
+    @classmethod
+    def from_bytes(cls, buffer):
+        raise NotImplementedError("a ScheduleDataSourceIterator holds its data source: use "
+                                  "source.iterator(next_step=...) with the saved next_step")
+
+
+class ScheduleDataSource(tff.program.FederatedDataSource):
+    """The clients' data of a schedule's local works, as a ``tff.program.FederatedDataSource``.
+
+    Args:
+      schedule: the ``Schedule`` (who works when, from which model version, with what weight).
+      local_batches: a ``LocalBatches`` over the user's ``tff.simulation.datasets.ClientData``.
+      arrays: yield NumPy arrays (for processes built with ``clients_per_group``).
+    """
+
+    def __init__(self, schedule, local_batches, arrays=False):
+        self.schedule, self.local_batches, self.arrays = schedule, local_batches, bool(arrays)
+        spec = local_batches.client_data.element_type_structure
+        batched = tff.types.tensorflow_to_type(spec)
+        self._federated_type = tff.FederatedType(tff.SequenceType(batched), tff.CLIENTS)
+
+    @property
+    def federated_type(self):
+        return self._federated_type
+
+    def iterator(self, next_step=0):
+        return ScheduleDataSourceIterator(self, next_step)
+
+
+def _releasable(value):
+    """Plain Python/NumPy structure (release managers take no TFF containers)."""
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    if isinstance(value, dict):
+        return collections.OrderedDict((k, _releasable(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_releasable(v) for v in value]
+    return value
+
+
+async def train_asynchronous_model(*, train_process, train_data_source, program_state_manager,
+                                   model_output_manager=None, train_metrics_manager=None,
+                                   checkpoint_every=100, stop_after=None):
+    """Runs ``train_data_source.schedule`` with ``train_process``, resuming from the latest state
+    of ``program_state_manager``.
+
+    Args:
+      train_process: a ``build_stale_model_process`` process.
+      train_data_source: a :class:`ScheduleDataSource`.
+      program_state_manager: a ``tff.program.ProgramStateManager``; the state is saved at step 0,
+        every ``checkpoint_every`` steps and at the end, versioned by the number of steps done.
+      model_output_manager: a ``tff.program.ReleaseManager``; gets the final model weights
+        (key ``"final_model"``).
+      train_metrics_manager: a ``tff.program.ReleaseManager``; gets each step's training metrics
+        (``client_work/train`` with ``virtual_time`` and ``clients``), key = steps done. Steps
+        without a counted update release ``{'virtual_time', 'clients': 0}`` only.
+      stop_after: stop once this many steps are done (a scheduled interruption; default: all).
+
+    Returns:
+      The number of server steps done.
+    """
+    schedule = train_data_source.schedule
+    driver = AsynchronousDriver(train_process, schedule, train_data_source.local_batches)
+    initial = await tff.program.materialize_value(train_process.initialize())
+    saved, _ = await program_state_manager.load_latest(driver.program_state_template(initial))
+    if saved is None:
+        run_state = driver.initial_state(initial)
+        await program_state_manager.save(driver.to_program_state(run_state), version=0)
+    else:
+        run_state = driver.from_program_state(saved)
+    iterator = train_data_source.iterator(next_step=run_state.next_step)
+    stop = len(schedule) if stop_after is None else min(stop_after, len(schedule))
+    while run_state.next_step < stop:
+        n = run_state.next_step
+        step = schedule.steps[n]
+        works = iterator.select(len(step.contributions))
+        released = collections.OrderedDict(virtual_time=step.time, clients=len(works))
+        if works:  # the process would leave the state unchanged: save the TFF call
+            values = pack_client_values(
+                train_process, [(run_state.versions[c.sent_version], data, c.weight) for c, data in works])
+            output = await tff.program.materialize_value(train_process.next(run_state.process_state, values))
+            process_state = output.state
+            released.update(_releasable(output.metrics["client_work"]["train"]))
+        else:
+            process_state = run_state.process_state
+        run_state = driver.advance(run_state, process_state)
+        if train_metrics_manager is not None:
+            await train_metrics_manager.release(released, key=run_state.next_step)
+        if run_state.next_step % checkpoint_every == 0 or run_state.next_step == stop:
+            await program_state_manager.save(driver.to_program_state(run_state), version=run_state.next_step)
+    if model_output_manager is not None and run_state.next_step == len(schedule):
+        await model_output_manager.release(
+            _releasable(driver.model_weights(run_state)), key="final_model")
+    return run_state.next_step
