@@ -107,8 +107,8 @@ class AdamTest(testing.TestCase):
         clipped_grad = optimizer._clip_gradients(grad)
         self.assertAllClose(clipped_grad[0], [1.0, 1.0])
 
-    @pytest.mark.requires_trainable_backend
     @parameterized.named_parameters(IN_FIT)
+    @pytest.mark.requires_trainable_backend
     def test_ema(self, case):
         optimizer = case.make(learning_rate=1.0, use_ema=True, ema_momentum=0.9)
         var = backend.Variable([1.0, 2.0], dtype="float32")
@@ -180,11 +180,11 @@ class AdamTest(testing.TestCase):
             expected_ema,
         )
 
+    @parameterized.named_parameters(IN_FIT + [p for p in NAMED if p["case"].name == "sgd"])
     @pytest.mark.skipif(
         backend.backend() != "tensorflow",
         reason="The IndexedSlices test can only run with TF backend.",
     )
-    @parameterized.named_parameters(IN_FIT + [p for p in NAMED if p["case"].name == "sgd"])
     def test_clipnorm_indexed_slices(self, case):
         # https://github.com/keras-team/keras/issues/18985
         model = keras.Sequential(

@@ -172,8 +172,8 @@ class OptimizerTest(testing.TestCase):
             ema,
         )
 
-    @pytest.mark.requires_trainable_backend
     @parameterized.named_parameters(IN_FIT)
+    @pytest.mark.requires_trainable_backend
     def test_ema_with_model_fit(self, case):
         x_train = np.ones((1, 1)).astype("float32")
         y_train = np.zeros((1, 1)).astype("float32")
@@ -297,8 +297,8 @@ class OptimizerTest(testing.TestCase):
         self.assertAllClose(configured._iterations, 4)
         self.assertAllClose(optimizer.iterations, 1)
 
-    @pytest.mark.skipif(backend.backend() != "tensorflow", reason="Requires TF")
     @parameterized.named_parameters(IN_FIT)
+    @pytest.mark.skipif(backend.backend() != "tensorflow", reason="Requires TF")
     def test_tf_checkpointing(self, case):
         import tensorflow as tf
 
@@ -440,11 +440,11 @@ class OptimizerTest(testing.TestCase):
 
         self.assertEqual(optimizer.get_config(), reloaded.get_config())
 
+    @parameterized.named_parameters(ONE_PER_KIND)
     @pytest.mark.skipif(
         backend.backend() != "tensorflow",
         reason="The tf.Variable test can only run with TensorFlow backend.",
     )
-    @parameterized.named_parameters(ONE_PER_KIND)
     def test_mixed_with_tf_variables(self, case):
         import tensorflow as tf
 
