@@ -81,6 +81,9 @@ def optimizer_name(name, prefix):
 
 
 def dtype_name(dtype):
+    """``"float32"`` for any backend's float32 dtype (torch's prints as ``torch.float32``)."""
+    if KERAS3:
+        return keras.backend.standardize_dtype(dtype)
     return getattr(dtype, "name", None) or str(dtype)
 
 
