@@ -241,3 +241,17 @@ def test_tff_fedavg_learns_synthetic_with_the_logistic_model():
     majority = np.bincount(y_test, minlength=10).max() / len(y_test)
     assert after["loss"] < 0.5 * before["loss"]
     assert after["accuracy"] > max(0.5, majority + 0.15), (before, after, majority)
+
+
+def test_command_line_takes_the_synthetic_dataset_and_its_options(tmp_path):
+    from tff_experiments.asynchronous.cli import settings_from
+    from tff_experiments.program.errors import UsageError
+
+    base = ["--algorithm", "fedfix", "--delta-t", "0.5", "--dataset", "synthetic", "--clients", "10000",
+            "--out", str(tmp_path / "run")]
+    settings = settings_from(base + ["--synthetic-alpha", "0.5", "--synthetic-beta", "2", "--synthetic-iid"])
+    assert settings.model == "logistic"
+    assert (settings.synthetic_alpha, settings.synthetic_beta, settings.synthetic_iid) == (0.5, 2.0, True)
+    assert settings_from(base).synthetic_alpha == settings_from(base).synthetic_beta == 1.0
+    with pytest.raises(UsageError, match="--synthetic-beta"):
+        settings_from(base + ["--synthetic-beta", "-1"])
