@@ -1,17 +1,19 @@
 """Step time of Adam with coordinate-wise clipping (Pan & Li 2023) relative to Keras' Adam,
 under XLA, and the fast mode's error in rank.
 
-Runs in either environment (Keras 3 in .venv, tf.keras 2.14 in .venv-tff):
+One command per environment prints everything:
 
-    .venv/bin/python benchmarks/coordinate_clip_step_time.py
-    .venv-tff/bin/python benchmarks/coordinate_clip_step_time.py
+    .venv/bin/python benchmarks/coordinate_clip_step_time.py                      # Keras 3, TF
+    KERAS_BACKEND=jax .venv-jax/bin/python benchmarks/coordinate_clip_step_time.py  # Keras 3, JAX
+    .venv-tff/bin/python benchmarks/coordinate_clip_step_time.py                  # tf.keras 2.14
 
 Each optimizer updates its own copy of the same parameters (four dense matrices of 1024
 columns and a bias, adding up to 1M or 10M floats) with fixed heavy-tailed gradients, inside
-`tf.function(jit_compile=True)`; optimizers are timed in interleaved rounds so that machine
-noise hits all alike; printed are the median step time and the median over rounds of the
-ratio to Keras' Adam timed in the same round. Target (issue 3): the fast mode at
-<= 1.5x Keras' Adam.
+`tf.function(jit_compile=True)` (on JAX: `stateless_apply` in `jax.jit`, as in
+`optimizer_step_time.py`); optimizers are timed in interleaved rounds (`benchmarks/timing.py`);
+printed are the best step time and the medians over rounds of the wall-time and CPU-time
+ratios to Keras' Adam timed in the same round. Targets (issues 3, 12): the fast mode at
+<= 1.5x Keras' Adam, the exact mode at <= 3x at 10M. `--quick`: a smoke test.
 
 The rank error: with N coordinates and a fraction p, the exact threshold clips k = floor(N p)
 coordinates; the fast threshold clips k_hat. Printed: |k_hat - k| / k over several steps (the
@@ -20,18 +22,18 @@ network on scikit-learn's digits.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import keras_optim  # noqa: E402
-from keras_optim.backend import KERAS3, keras  # noqa: E402
+from benchmarks import timing  # noqa: E402
+from benchmarks.optimizer_step_time import (  # noqa: E402
+    BACKEND, make_jax_step, make_tf_step, stack_description)
+from keras_optim.backend import keras, ops  # noqa: E402
 from keras_optim.math import coordinate_clip as clip_math  # noqa: E402
 
 
@@ -58,48 +60,17 @@ def candidates(fraction):
     }
 
 
-def make_step(make_optimizer, shapes, grads):
-    rng = np.random.default_rng(1)
-    variables = [tf.Variable(rng.normal(size=s).astype("float32")) for s in shapes]
-    optimizer = make_optimizer()
-    if hasattr(optimizer, "jit_compile"):
-        optimizer.jit_compile = False  # the whole step is compiled below instead
-    optimizer.build(variables)
-
-    @tf.function(jit_compile=True)
-    def step():
-        optimizer.apply_gradients(zip(grads, variables))
-        return variables[0][0, 0]
-
-    return step
-
-
 def measure(total, fraction, rounds, seconds_per_round):
-    """Median step time of each optimizer and median, over rounds, of its ratio to Keras' Adam
-    in the same round (machine noise comes in bursts: a ratio within a round is steadier)."""
+    """Per optimizer: (best step time, median wall-time and CPU-time ratios to Keras' Adam)."""
     shapes = shapes_for(total)
-    grads = [tf.constant(g) for g in heavy_tailed_gradients(shapes)]
+    grads = heavy_tailed_gradients(shapes)
+    make_step = make_jax_step if BACKEND == "jax" else make_tf_step
     steps, repeats = {}, {}
     for name, make in candidates(fraction).items():
         steps[name] = make_step(make, shapes, grads)
-        for _ in range(2):  # compile and warm up
-            steps[name]().numpy()
-        start = time.perf_counter()
-        steps[name]().numpy()
-        repeats[name] = max(2, int(seconds_per_round / max(time.perf_counter() - start, 1e-6)))
-    times = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(repeats[name]):
-                out = step()
-            out.numpy()
-            times[name].append((time.perf_counter() - start) / repeats[name])
-    adam = times["Adam (Keras)"]
-    return sum(int(np.prod(s)) for s in shapes), {
-        name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, adam)))
-        for name, t in times.items()
-    }
+        repeats[name] = timing.warm_up(steps[name], seconds_per_round)
+    times = timing.interleaved(steps, repeats, rounds)
+    return sum(int(np.prod(s)) for s in shapes), timing.summarize(times, "Adam (Keras)")
 
 
 def rank_errors(grads, fraction, steps=8):
@@ -107,14 +78,17 @@ def rank_errors(grads, fraction, steps=8):
     k = int(magnitudes.size * fraction)
     errors = []
     for t in range(steps):
-        tau = float(clip_math.sampled_threshold([tf.constant(g) for g in grads], fraction,
-                                                step=tf.constant(t, tf.int64)))
+        tau = float(clip_math.sampled_threshold([ops.convert_to_tensor(g) for g in grads],
+                                                fraction, step=ops.convert_to_tensor(t, "int64")))
         errors.append(abs(int(np.sum(magnitudes > tau)) - k) / k)
     return errors
 
 
 def digits_gradients(seed=0):
     """Gradients of a small MLP (64-256-128-10, 50k parameters) on a batch of real digits."""
+    if BACKEND != "tensorflow":
+        raise ImportError("the digits gradients are taken with TensorFlow's GradientTape")
+    import tensorflow as tf
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
@@ -134,27 +108,31 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1000000,10000000", help="parameter counts")
     parser.add_argument("--fractions", default="0.5,0.1", help="coordinate_clip values")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds-per-round", type=float, default=0.15,
+    parser.add_argument("--seconds-per-round", type=float, default=0.3,
                         help="time each optimizer runs per round")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke test: 16k parameters, one fraction, 2 short rounds")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.fractions, args.rounds, args.seconds_per_round = "16384", "0.1", 2, 0.01
     fractions = [float(f) for f in args.fractions.split(",")]
-    stack = f"Keras {keras.__version__} / TF {tf.__version__}" + ("" if KERAS3 else " (tf.keras)")
-    print(f"# Adam step time with coordinate clipping under XLA, {stack}, "
-          f"CPU threads: {os.cpu_count()}")
+    print(f"# Adam step time with coordinate clipping under XLA, {stack_description()}")
     for total in [int(s) for s in args.sizes.split(",")]:
         for fraction in fractions:
             n, results = measure(total, fraction, args.rounds, args.seconds_per_round)
-            print(f"\n{n / 1e6:.2f}M parameters, coordinate_clip={fraction:g}")
-            print(f"{'optimizer':<32}{'ms/step':>10}{'x Adam':>9}")
-            for name, (seconds, ratio) in results.items():
-                print(f"{name:<32}{seconds * 1e3:>10.2f}{ratio:>9.2f}")
+            print(f"\n{n / 1e6:.2f}M parameters, coordinate_clip={fraction:g}, {args.rounds} "
+                  "rounds, x Keras' Adam")
+            print(timing.HEADER)
+            for name, figures in results.items():
+                print(timing.row(name, *figures))
 
     print("\n# fast mode: |k_hat - k| / k over 8 steps (k = coordinates the exact threshold "
           "clips); random-sample standard deviation sqrt((1-p)/(pS))")
-    sets = {"benchmark gradients, 1M": heavy_tailed_gradients(shapes_for(1_000_000))}
+    size = 16384 if args.quick else 1_000_000
+    sets = {f"benchmark gradients, {size / 1e6:g}M": heavy_tailed_gradients(shapes_for(size))}
     try:
         sets["MLP on digits (50k)"] = digits_gradients()
-    except ImportError as error:
+    except ImportError as error:  # scikit-learn, or TensorFlow on the JAX backend
         print(f"digits gradients skipped: {error}")
     print(f"{'gradients':<28}{'p':>6}{'sample':>8}{'mean':>9}{'max':>9}{'iid sd':>9}")
     for label, grads in sets.items():

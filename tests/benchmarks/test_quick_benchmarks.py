@@ -1,0 +1,47 @@
+"""Each benchmark's --quick mode runs on CPU (so that the scripts cannot rot); no timing is
+asserted, only that every candidate was measured and printed."""
+import importlib
+import re
+
+import pytest
+
+from keras_optim.backend import KERAS3, keras
+
+tf = pytest.importorskip("tensorflow", reason="the TensorFlow benchmarks need TensorFlow")
+pytestmark = pytest.mark.skipif(KERAS3 and keras.backend.backend() != "tensorflow",
+                                reason="run on Keras 3's TensorFlow backend and tf.keras 2.14")
+
+ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<ms>\d+\.\d\d)\s+(?P<wall>\d+\.\d\d)\s+(?P<cpu>\d+\.\d\d)$")
+
+
+def run(module, argv, capsys):
+    main = importlib.import_module(f"benchmarks.{module}").main
+    main(argv)
+    out = capsys.readouterr().out
+    return out, {m["name"]: m for m in map(ROW.match, out.splitlines()) if m}
+
+
+def test_optimizer_step_time(capsys):
+    out, rows = run("optimizer_step_time", ["--quick"], capsys)
+    assert {"Adam (Keras)", "keras_optim.Adam", "AdaBelief", "DiffGrad"} <= set(rows)
+    assert rows["Adam (Keras)"]["wall"] == "1.00"
+    memory = dict(re.findall(r"^(\S.*?)\s+(\d+\.\d\d)$", out, re.M))
+    assert memory["Adam (Keras)"] == memory["AdaBelief"] == "8.00"
+    assert memory["DiffGrad"] == memory["AdaBelief, amsgrad"] == "12.00"
+
+
+def test_coordinate_clip_step_time(capsys):
+    out, rows = run("coordinate_clip_step_time", ["--quick"], capsys)
+    assert {"clip 0.1, fast", "clip 0.1, exact"} <= set(rows)
+    assert "fast mode: |k_hat - k| / k" in out
+
+
+def test_training_step_time(capsys):
+    out, rows = run("training_step_time", ["--quick", "--models", "MLP"], capsys)
+    assert {"Adam (Keras)", "DiffGrad", "Adam + clip 0.5, fast"} <= set(rows)
+    assert "MLP 8 x 64" in out
+
+
+def test_jax_vs_optax_refuses_other_backends():
+    with pytest.raises(SystemExit, match="KERAS_BACKEND=jax"):
+        importlib.import_module("benchmarks.jax_vs_optax").main(["--quick"])
