@@ -72,14 +72,14 @@ def _check_hparam(name, value, **bounds):
     return value
 
 
-def _check_static(name, value, check=validation.check_real, **bounds):
+def _known(name, value):
     """A setting that shapes the computation: a number, or a tensor whose value is known now."""
     if tf.is_tensor(value):
         if tf.is_symbolic_tensor(value) or value.shape.rank != 0:
             raise ValueError(
                 f"`{name}` is fixed when the optimizer is built: pass a number, got {value!r}.")
-        value = float(value)
-    return check(name, value, **bounds)
+        return float(value)
+    return value
 
 
 def _statistics_spec(weight):
@@ -95,16 +95,14 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
     that feeds the first moment, as in the Keras classes; the other statistics see the raw one.
     """
 
-    def __init__(self, learning_rate, weight_decay, coordinate_clip=0.0, clip_threshold_scale=1.0,
-                 clip_mode="exact"):
+    def __init__(self, learning_rate, weight_decay, coordinate_clip, clip_threshold_scale, clip_mode):
         self._learning_rate = _check_hparam("learning_rate", learning_rate, low=0.0)
         self._weight_decay = _check_hparam("weight_decay", weight_decay, low=0.0)
-        self._coordinate_clip = _check_static("coordinate_clip", coordinate_clip, low=0.0, high=1.0)
-        self._clip_threshold_scale = _check_static(
-            "clip_threshold_scale", clip_threshold_scale, low=0.0, low_open=True)
-        if clip_mode not in clip_math.MODES:
-            raise ValueError(f"`clip_mode` must be one of {clip_math.MODES}, got {clip_mode!r}.")
-        self._clip_mode = clip_mode
+        self._coordinate_clip = clip_math.check_fraction(
+            "coordinate_clip", _known("coordinate_clip", coordinate_clip))
+        self._clip_threshold_scale = clip_math.check_threshold_scale(
+            "clip_threshold_scale", _known("clip_threshold_scale", clip_threshold_scale))
+        self._clip_mode = clip_math.check_mode("clip_mode", clip_mode)
 
     def slot_names(self):
         raise NotImplementedError
@@ -192,49 +190,42 @@ class _KerasOptimMathOptimizer(tff.learning.optimizers.Optimizer):
 
 
 class _AdaBelief(_KerasOptimMathOptimizer):
-    def __init__(self, learning_rate, beta_1, beta_2, epsilon, amsgrad, rectify,
-                 degenerated_to_sgd, weight_decay, **clipping):
+    def __init__(self, learning_rate, weight_decay, settings, **clipping):
         super().__init__(learning_rate, weight_decay, **clipping)
-        self._beta_1 = _check_static("beta_1", beta_1, validation.check_beta)
-        self._beta_2 = _check_static("beta_2", beta_2, validation.check_beta)
-        self._epsilon = _check_static("epsilon", epsilon, low=0.0)
-        self._amsgrad = validation.check_bool("amsgrad", amsgrad)
-        self._rectify = validation.check_bool("rectify", rectify)
-        self._degenerated_to_sgd = validation.check_bool("degenerated_to_sgd", degenerated_to_sgd)
+        self._settings = adabelief_math.check_settings(**{k: _known(k, v) for k, v in settings.items()})
 
     def slot_names(self):
-        return adabelief_math.AMSGRAD_SLOTS if self._amsgrad else adabelief_math.SLOTS
+        return adabelief_math.AMSGRAD_SLOTS if self._settings["amsgrad"] else adabelief_math.SLOTS
 
     def _direction(self, gradient, slots, step, first_moment_gradient):
         return adabelief_math.adabelief_update(
-            gradient, slots, step,
-            beta_1=self._beta_1, beta_2=self._beta_2, epsilon=self._epsilon,
-            amsgrad=self._amsgrad, rectify=self._rectify,
-            degenerated_to_sgd=self._degenerated_to_sgd,
-            first_moment_gradient=first_moment_gradient,
-        )
+            gradient, slots, step, first_moment_gradient=first_moment_gradient, **self._settings)
 
 
 class _DiffGrad(_KerasOptimMathOptimizer):
-    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, **clipping):
+    def __init__(self, learning_rate, weight_decay, settings, **clipping):
         super().__init__(learning_rate, weight_decay, **clipping)
-        self._beta_1 = _check_static("beta_1", beta_1, validation.check_beta)
-        self._beta_2 = _check_static("beta_2", beta_2, validation.check_beta)
-        self._epsilon = _check_static("epsilon", epsilon, low=0.0)
+        self._settings = diffgrad_math.check_settings(**{k: _known(k, v) for k, v in settings.items()})
 
     def slot_names(self):
         return diffgrad_math.SLOTS
 
     def _direction(self, gradient, slots, step, first_moment_gradient):
         return diffgrad_math.diffgrad_update(
-            gradient, slots, step, beta_1=self._beta_1, beta_2=self._beta_2, epsilon=self._epsilon,
-            first_moment_gradient=first_moment_gradient,
-        )
+            gradient, slots, step, first_moment_gradient=first_moment_gradient, **self._settings)
 
 
-def build_adabelief(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16, amsgrad=False,
-                    rectify=True, degenerated_to_sgd=True, weight_decay=0.0, coordinate_clip=0.0,
-                    clip_threshold_scale=1.0, clip_mode="exact"):
+# Defaults and checks of the algorithms' settings are declared once, in keras_optim.math, for
+# these builders and the Keras classes alike.
+_ADABELIEF, _DIFFGRAD, _CLIP = adabelief_math.DEFAULTS, diffgrad_math.DEFAULTS, clip_math.CLIP_DEFAULTS
+
+
+def build_adabelief(learning_rate=adabelief_math.LEARNING_RATE, beta_1=_ADABELIEF["beta_1"],
+                    beta_2=_ADABELIEF["beta_2"], epsilon=_ADABELIEF["epsilon"],
+                    amsgrad=_ADABELIEF["amsgrad"], rectify=_ADABELIEF["rectify"],
+                    degenerated_to_sgd=_ADABELIEF["degenerated_to_sgd"], weight_decay=0.0,
+                    coordinate_clip=_CLIP["coordinate_clip"],
+                    clip_threshold_scale=_CLIP["clip_threshold_scale"], clip_mode=_CLIP["clip_mode"]):
     r"""AdaBelief (Zhuang et al., NeurIPS 2020, arXiv 2010.07468) as a TFF optimizer.
 
     Same arguments and defaults as ``keras_optim.AdaBelief``; the equations are in
@@ -250,13 +241,16 @@ def build_adabelief(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16
     ``clip_threshold_scale``, ``clip_mode``: Pan & Li's coordinate-wise clipping of the
     gradient that feeds :math:`m_t`, as ``keras_optim.AdaBelief(coordinate_clip=...)``.
     """
-    return _AdaBelief(learning_rate, beta_1, beta_2, epsilon, amsgrad, rectify,
-                      degenerated_to_sgd, weight_decay, coordinate_clip=coordinate_clip,
+    settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad, rectify=rectify,
+                    degenerated_to_sgd=degenerated_to_sgd)
+    return _AdaBelief(learning_rate, weight_decay, settings, coordinate_clip=coordinate_clip,
                       clip_threshold_scale=clip_threshold_scale, clip_mode=clip_mode)
 
 
-def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0,
-                   coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact"):
+def build_diffgrad(learning_rate=diffgrad_math.LEARNING_RATE, beta_1=_DIFFGRAD["beta_1"],
+                   beta_2=_DIFFGRAD["beta_2"], epsilon=_DIFFGRAD["epsilon"], weight_decay=0.0,
+                   coordinate_clip=_CLIP["coordinate_clip"],
+                   clip_threshold_scale=_CLIP["clip_threshold_scale"], clip_mode=_CLIP["clip_mode"]):
     r"""diffGrad (Dubey et al., IEEE TNNLS 2019, arXiv 1909.11015) as a TFF optimizer.
 
     Same arguments and defaults as ``keras_optim.DiffGrad``; the equations are in
@@ -271,9 +265,9 @@ def build_diffgrad(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, 
     ``coordinate_clip``, ``clip_threshold_scale``, ``clip_mode``: as
     ``keras_optim.DiffGrad(coordinate_clip=...)``.
     """
-    return _DiffGrad(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                     coordinate_clip=coordinate_clip, clip_threshold_scale=clip_threshold_scale,
-                     clip_mode=clip_mode)
+    settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    return _DiffGrad(learning_rate, weight_decay, settings, coordinate_clip=coordinate_clip,
+                     clip_threshold_scale=clip_threshold_scale, clip_mode=clip_mode)
 
 
 class _CoordinateClipping(tff.learning.optimizers.Optimizer):
@@ -286,12 +280,10 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
         if not isinstance(optimizer, tff.learning.optimizers.Optimizer):
             raise TypeError(f"`optimizer` must be a tff.learning.optimizers.Optimizer, got {optimizer!r}")
         self._inner = optimizer
-        self._fraction = _check_static("fraction", fraction, low=0.0, high=1.0)
-        self._threshold_scale = _check_static("threshold_scale", threshold_scale, low=0.0,
-                                              low_open=True)
-        if mode not in clip_math.MODES:
-            raise ValueError(f"`mode` must be one of {clip_math.MODES}, got {mode!r}.")
-        self._mode = mode
+        self._fraction = clip_math.check_fraction("fraction", _known("fraction", fraction))
+        self._threshold_scale = clip_math.check_threshold_scale(
+            "threshold_scale", _known("threshold_scale", threshold_scale))
+        self._mode = clip_math.check_mode("mode", mode)
 
     def _wrap(self, inner_state, step):
         state = collections.OrderedDict()
@@ -333,7 +325,8 @@ class _CoordinateClipping(tff.learning.optimizers.Optimizer):
         return self._wrap(self._inner.set_hparams(self._inner_state(state), hparams), state[STEP_KEY])
 
 
-def build_coordinate_clipping(optimizer, fraction, threshold_scale=1.0, mode="exact"):
+def build_coordinate_clipping(optimizer, fraction, threshold_scale=_CLIP["clip_threshold_scale"],
+                              mode=_CLIP["clip_mode"]):
     r"""Wraps any TFF optimizer with Pan & Li's coordinate-wise clipping (OPT 2022,
     arXiv 2306.00204), as ``keras_optim.CoordinateClipping`` wraps a Keras optimizer.
 

@@ -30,12 +30,31 @@ With ``rectify`` (RAdam's variance rectification, Liu et al. 2020), with
 As in the authors' code, the rectified branch divides by :math:`\sqrt{s_t}` (not the AMSGrad
 maximum), and the bias correction :math:`1-\beta_2^t` sits inside :math:`r_t`.
 """
+from keras_optim import validation
 from keras_optim.backend import ops
 from keras_optim.math.common import power_and_complement
 from keras_optim.math.slots import functional
 
 SLOTS = ("m", "s")
 AMSGRAD_SLOTS = ("m", "s", "s_max")
+
+# The settings every adapter (Keras class, TFF builder) takes, with adabelief-pytorch 0.2.1's
+# defaults, declared and checked here once.
+LEARNING_RATE = 1e-3
+DEFAULTS = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-16, amsgrad=False, rectify=True,
+                degenerated_to_sgd=True)
+
+
+def check_settings(beta_1, beta_2, epsilon, amsgrad, rectify, degenerated_to_sgd):
+    """The settings of ``adabelief_step`` by name, checked (``ValueError`` naming a bad one)."""
+    return dict(
+        beta_1=validation.check_beta("beta_1", beta_1),
+        beta_2=validation.check_beta("beta_2", beta_2),
+        epsilon=validation.check_real("epsilon", epsilon, low=0.0),
+        amsgrad=validation.check_bool("amsgrad", amsgrad),
+        rectify=validation.check_bool("rectify", rectify),
+        degenerated_to_sgd=validation.check_bool("degenerated_to_sgd", degenerated_to_sgd),
+    )
 
 
 def adabelief_step(gradient, slots, step, *, beta_1, beta_2, epsilon, amsgrad=False,

@@ -45,16 +45,34 @@ import math
 
 import numpy as np
 
+from keras_optim import validation
 from keras_optim.backend import dtype_name, ops
 
 # Tensors are compared with ops.equal / ops.not_equal, never == / !=: in TF's legacy graph mode
 # (where TFF traces) `tensor == k` is Python identity and gives a bool, not an element-wise test.
 
 MODES = ("exact", "fast")
+# The ``coordinate_clip=`` option of every adapter (Keras classes, TFF builders): off by default.
+CLIP_DEFAULTS = dict(coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact")
 MIN_SAMPLE_SIZE, MAX_SAMPLE_SIZE = 4096, 65536
 TARGET_RANK_ERROR = 0.05
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _SILVER = math.sqrt(2.0) - 1.0
+
+
+def check_fraction(name, value):
+    """The clipped fraction :math:`p`, in [0, 1] (0: no clipping)."""
+    return validation.check_real(name, value, low=0.0, high=1.0)
+
+
+def check_threshold_scale(name, value):
+    return validation.check_real(name, value, low=0.0, low_open=True)
+
+
+def check_mode(name, value):
+    if value not in MODES:
+        raise ValueError(f"`{name}` must be one of {MODES}, got {value!r}.")
+    return value
 
 
 def fast_sample_size(fraction):

@@ -13,11 +13,26 @@ and ``variable -= learning_rate * d_t``. The previous gradient :math:`g_{t-1}` i
 by value (the original v1 code kept a reference to the live gradient, so that
 :math:`\xi_t = \operatorname{sigmoid}(0) = 1/2` from the second step on).
 """
+from keras_optim import validation
 from keras_optim.backend import ops
 from keras_optim.math.common import power_and_complement
 from keras_optim.math.slots import functional
 
 SLOTS = ("m", "v", "previous_gradient")
+
+# The settings every adapter (Keras class, TFF builder) takes, with the authors' defaults,
+# declared and checked here once.
+LEARNING_RATE = 1e-3
+DEFAULTS = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def check_settings(beta_1, beta_2, epsilon):
+    """The settings of ``diffgrad_step`` by name, checked (``ValueError`` naming a bad one)."""
+    return dict(
+        beta_1=validation.check_beta("beta_1", beta_1),
+        beta_2=validation.check_beta("beta_2", beta_2),
+        epsilon=validation.check_real("epsilon", epsilon, low=0.0),
+    )
 
 
 def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon, first_moment_gradient=None):

@@ -1,7 +1,7 @@
 """Keras optimizer class for AdaBelief; the math is ``keras_optim.math.adabelief``."""
-from keras_optim import validation
 from keras_optim.backend import SlotOptimizer, register_serializable
 from keras_optim.math import adabelief as adabelief_math
+from keras_optim.math import coordinate_clip as clip_math
 from keras_optim.optimizers.coordinate_clipping import CoordinateClipMixin
 
 
@@ -47,26 +47,25 @@ class AdaBelief(CoordinateClipMixin, SlotOptimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-16,
-        amsgrad=False,
-        rectify=True,
-        degenerated_to_sgd=True,
-        coordinate_clip=0.0,
-        clip_threshold_scale=1.0,
-        clip_mode="exact",
+        learning_rate=adabelief_math.LEARNING_RATE,
+        beta_1=adabelief_math.DEFAULTS["beta_1"],
+        beta_2=adabelief_math.DEFAULTS["beta_2"],
+        epsilon=adabelief_math.DEFAULTS["epsilon"],
+        amsgrad=adabelief_math.DEFAULTS["amsgrad"],
+        rectify=adabelief_math.DEFAULTS["rectify"],
+        degenerated_to_sgd=adabelief_math.DEFAULTS["degenerated_to_sgd"],
+        coordinate_clip=clip_math.CLIP_DEFAULTS["coordinate_clip"],
+        clip_threshold_scale=clip_math.CLIP_DEFAULTS["clip_threshold_scale"],
+        clip_mode=clip_math.CLIP_DEFAULTS["clip_mode"],
         name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = validation.check_beta("beta_1", beta_1)
-        self.beta_2 = validation.check_beta("beta_2", beta_2)
-        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
-        self.amsgrad = validation.check_bool("amsgrad", amsgrad)
-        self.rectify = validation.check_bool("rectify", rectify)
-        self.degenerated_to_sgd = validation.check_bool("degenerated_to_sgd", degenerated_to_sgd)
+        settings = adabelief_math.check_settings(
+            beta_1, beta_2, epsilon, amsgrad, rectify, degenerated_to_sgd)
+        self.beta_1, self.beta_2, self.epsilon = settings["beta_1"], settings["beta_2"], settings["epsilon"]
+        self.amsgrad, self.rectify = settings["amsgrad"], settings["rectify"]
+        self.degenerated_to_sgd = settings["degenerated_to_sgd"]
         self._init_coordinate_clip(coordinate_clip, clip_threshold_scale, clip_mode)
 
     def slot_names(self):

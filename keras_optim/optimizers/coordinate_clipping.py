@@ -24,7 +24,6 @@ it has set ``overwrite_with_gradient`` variables aside and averaged accumulated 
 """
 import threading
 
-from keras_optim import validation
 from keras_optim.backend import (
     KERAS3, OptimizerBase, densify, optimizer_name, register_serializable)
 from keras_optim.math import coordinate_clip as clip_math
@@ -38,20 +37,6 @@ else:
 _REDUCES_IN_UPDATE_STEP = KERAS3 and hasattr(OptimizerBase, "_all_reduce_sum_gradients")
 
 
-def check_fraction(name, value):
-    return validation.check_real(name, value, low=0.0, high=1.0)
-
-
-def check_threshold_scale(name, value):
-    return validation.check_real(name, value, low=0.0, low_open=True)
-
-
-def check_mode(name, value):
-    if value not in clip_math.MODES:
-        raise ValueError(f"`{name}` must be one of {clip_math.MODES}, got {value!r}.")
-    return value
-
-
 class CoordinateClipMixin:
     """Adds ``coordinate_clip``, ``clip_threshold_scale`` and ``clip_mode`` to a
     ``SlotOptimizer``; the optimizer feeds ``self._clipped(gradient)`` to whichever of its
@@ -59,11 +44,11 @@ class CoordinateClipMixin:
     """
 
     def _init_coordinate_clip(self, coordinate_clip, clip_threshold_scale, clip_mode):
-        self.coordinate_clip = check_fraction("coordinate_clip", coordinate_clip)
-        self.clip_threshold_scale = check_threshold_scale(
+        self.coordinate_clip = clip_math.check_fraction("coordinate_clip", coordinate_clip)
+        self.clip_threshold_scale = clip_math.check_threshold_scale(
             "clip_threshold_scale", clip_threshold_scale
         )
-        self.clip_mode = check_mode("clip_mode", clip_mode)
+        self.clip_mode = clip_math.check_mode("clip_mode", clip_mode)
         self._coordinate_clip_threshold = None
 
     def build(self, var_list):
@@ -254,9 +239,9 @@ class CoordinateClipping(OptimizerBase):
         else:
             super().__init__(name=name)
         self.inner_optimizer = optimizer
-        self.fraction = check_fraction("fraction", fraction)
-        self.threshold_scale = check_threshold_scale("threshold_scale", threshold_scale)
-        self.mode = check_mode("mode", mode)
+        self.fraction = clip_math.check_fraction("fraction", fraction)
+        self.threshold_scale = clip_math.check_threshold_scale("threshold_scale", threshold_scale)
+        self.mode = clip_math.check_mode("mode", mode)
         _clip_first_in_gradient_clipping(optimizer, self._clip)
 
     # --- the clipping, shared by both Keras ------------------------------------------------

@@ -1,6 +1,6 @@
 """Keras optimizer class for diffGrad; the math is ``keras_optim.math.diffgrad``."""
-from keras_optim import validation
 from keras_optim.backend import SlotOptimizer, register_serializable
+from keras_optim.math import coordinate_clip as clip_math
 from keras_optim.math import diffgrad as diffgrad_math
 from keras_optim.optimizers.coordinate_clipping import CoordinateClipMixin
 
@@ -36,13 +36,15 @@ class DiffGrad(CoordinateClipMixin, SlotOptimizer):
 
     default_name = "diffgrad"
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 coordinate_clip=0.0, clip_threshold_scale=1.0, clip_mode="exact",
-                 name=None, **kwargs):
+    def __init__(self, learning_rate=diffgrad_math.LEARNING_RATE,
+                 beta_1=diffgrad_math.DEFAULTS["beta_1"], beta_2=diffgrad_math.DEFAULTS["beta_2"],
+                 epsilon=diffgrad_math.DEFAULTS["epsilon"],
+                 coordinate_clip=clip_math.CLIP_DEFAULTS["coordinate_clip"],
+                 clip_threshold_scale=clip_math.CLIP_DEFAULTS["clip_threshold_scale"],
+                 clip_mode=clip_math.CLIP_DEFAULTS["clip_mode"], name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = validation.check_beta("beta_1", beta_1)
-        self.beta_2 = validation.check_beta("beta_2", beta_2)
-        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        settings = diffgrad_math.check_settings(beta_1, beta_2, epsilon)
+        self.beta_1, self.beta_2, self.epsilon = settings["beta_1"], settings["beta_2"], settings["epsilon"]
         self._init_coordinate_clip(coordinate_clip, clip_threshold_scale, clip_mode)
 
     def slot_names(self):

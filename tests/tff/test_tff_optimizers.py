@@ -1,6 +1,7 @@
 """keras_optim's algorithms as TFF optimizers: one TFF step equals one Keras step (same math
 source) and the independent NumPy ports of the papers; they train inside TFF's own FedAvg."""
 import collections
+import inspect
 
 import numpy as np
 import pytest
@@ -10,6 +11,9 @@ import tensorflow as tf  # noqa: E402
 
 import keras_optim  # noqa: E402
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
+from keras_optim.math import adabelief as adabelief_math  # noqa: E402
+from keras_optim.math import coordinate_clip as clip_math  # noqa: E402
+from keras_optim.math import diffgrad as diffgrad_math  # noqa: E402
 from tests.optimizers.numpy_ports import CASES  # noqa: E402
 from tff_experiments import tff_optimizers  # noqa: E402
 
@@ -164,3 +168,23 @@ def test_client_and_server_optimizer_in_tff_weighted_fed_avg():
     assert not np.allclose(server_weights[0].numpy(), 0.0)
     for g, w in zip(got, server_weights):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("builder,keras_class,math_module", [
+    (tff_optimizers.build_adabelief, keras_optim.AdaBelief, adabelief_math),
+    (tff_optimizers.build_diffgrad, keras_optim.DiffGrad, diffgrad_math),
+], ids=["AdaBelief", "DiffGrad"])
+def test_builders_and_keras_classes_share_defaults_and_checks(builder, keras_class, math_module):
+    """Both adapters take their defaults from keras_optim.math (one declaration per algorithm)
+    and check through it: the same defaults, the same error for the same bad value."""
+    defaults = dict(math_module.DEFAULTS, learning_rate=math_module.LEARNING_RATE, **clip_math.CLIP_DEFAULTS)
+    for adapter in (builder, keras_class):
+        parameters = inspect.signature(adapter).parameters
+        assert {k: parameters[k].default for k in defaults} == defaults
+    for key, bad in [("beta_1", 1.0), ("beta_2", -0.5), ("epsilon", -1.0), ("epsilon", "1e-8"),
+                     ("coordinate_clip", 2.0), ("clip_threshold_scale", 0.0), ("clip_mode", "approx")]:
+        with pytest.raises(ValueError) as keras_error:
+            keras_class(**{key: bad})
+        with pytest.raises(ValueError) as tff_error:
+            builder(**{key: bad})
+        assert str(tff_error.value) == str(keras_error.value)
