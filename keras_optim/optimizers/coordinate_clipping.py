@@ -22,6 +22,7 @@ The wrapper replaces the gradients instead, at the start of the wrapped optimize
 ``_clip_gradients`` (before its own ``clipnorm``); both hooks sit inside Keras' pipeline, after
 it has set ``overwrite_with_gradient`` variables aside and averaged accumulated gradients.
 """
+import functools
 import threading
 
 from keras_optim.backend import (
@@ -35,6 +36,24 @@ else:
 
 # Keras 3's TensorFlow optimizer all-reduces inside `_backend_update_step` through this method.
 _REDUCES_IN_UPDATE_STEP = KERAS3 and hasattr(OptimizerBase, "_all_reduce_sum_gradients")
+
+
+def global_threshold(gradients, fraction, threshold_scale, mode, step):
+    """``clip_math.global_threshold``, compiled by ``jax.jit`` on Keras 3's JAX backend: a step
+    run eagerly there (a custom loop, ``run_eagerly=True``) would otherwise trace and compile
+    the search's ``while_loop`` anew at every step; inside a compiled step it is inlined."""
+    if KERAS3 and keras.backend.backend() == "jax":
+        return _jax_global_threshold()(
+            list(gradients), fraction, threshold_scale, mode, keras.ops.convert_to_tensor(step)
+        )
+    return clip_math.global_threshold(gradients, fraction, threshold_scale, mode, step=step)
+
+
+@functools.cache
+def _jax_global_threshold():
+    import jax
+
+    return jax.jit(clip_math.global_threshold, static_argnums=(1, 2, 3))
 
 
 class CoordinateClipMixin:
@@ -84,9 +103,9 @@ class CoordinateClipMixin:
         if not self.coordinate_clip:
             return
         gradients = [densify(g) for g in gradients if g is not None]
-        tau = clip_math.global_threshold(
+        tau = global_threshold(
             gradients, self.coordinate_clip, self.clip_threshold_scale, self.clip_mode,
-            step=self.iterations,
+            self.iterations,
         )
         variable = self._coordinate_clip_threshold
         variable.assign(keras.ops.cast(tau, variable.dtype) if KERAS3 else tf.cast(tau, variable.dtype))
@@ -249,11 +268,11 @@ class CoordinateClipping(OptimizerBase):
     def _clip(self, grads):
         """Clips the non-None gradients of ``grads`` with one global threshold."""
         present = [i for i, g in enumerate(grads) if g is not None]
-        dense = [densify(grads[i]) for i in present]
-        clipped, _ = clip_math.clip_coordinates(
-            dense, self.fraction, self.threshold_scale, self.mode,
-            step=self.inner_optimizer.iterations,
-        )
+        clipped = [densify(grads[i]) for i in present]
+        if self.fraction:
+            tau = global_threshold(clipped, self.fraction, self.threshold_scale, self.mode,
+                                   self.inner_optimizer.iterations)
+            clipped = [clip_math.clip_by_threshold(g, tau) for g in clipped]
         out = list(grads)
         for i, g in zip(present, clipped):
             out[i] = g
