@@ -58,6 +58,8 @@ def steps(optimizer, initial, gradients, dtype):
             yield [v.numpy() for v in variables]
 
 
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow",
+                    reason="tests/optimizers/test_coordinate_clip.py runs these fixtures there")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_option_matches_port_every_step(name):
     case = CASES[name]
