@@ -44,6 +44,8 @@ else:  # tf.keras 2.x: the 2.11+ optimizer API (update_step(gradient, variable),
         concatenate=lambda xs, axis=0: tf.concat(xs, axis),
         mod=tf.math.floormod,
         reshape=tf.reshape,
+        matmul=tf.linalg.matmul,
+        ones=lambda shape, dtype=None: tf.ones(shape, dtype=dtype),
         sign=tf.sign,
         take=lambda x, indices, axis=None: (
             tf.gather(tf.reshape(x, [-1]), indices) if axis is None else tf.gather(x, indices, axis=axis)

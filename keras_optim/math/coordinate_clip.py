@@ -21,12 +21,12 @@ SGD's momentum; Adam's first moment only, the second moment sees the raw gradien
 Two ways to find :math:`|g|_{(k)}`, neither of which sorts (a sort of 10M values under XLA on
 CPU costs about 100 optimizer updates):
 
-- ``exact_threshold``: ``select_descending`` over the concatenation of all :math:`N`
-  magnitudes: a bracketing search on the value that counts the magnitudes above one probe per
-  pass (secant steps on the counts, bisection as the safeguard), started from two order
-  statistics of the sample below. Exact, about 10 to 15 passes over the gradient (so about
-  3-4x an Adam update at 1M parameters and 10x at 10M, on CPU; see
-  ``benchmarks/coordinate_clip_step_time.py``).
+- ``exact_threshold``: ``select_descending`` over all :math:`N` magnitudes (counted in place,
+  variable by variable): a bracketing search on the value that counts the magnitudes above one
+  probe per pass (secant steps on the counts, bisection as the safeguard), started from two
+  order statistics of the sample below. Exact, about 5 to 10 counting passes over the
+  gradient (about 4-5x an Adam update at 10M on CPU; see
+  ``benchmarks/coordinate_clip_step_time.py`` and ``docs/coordinate_clipping.md``).
 - ``sampled_threshold`` (the "fast" mode): the same order statistic of a sample of
   ``sample_size`` magnitudes, :math:`\hat\tau = c\,|s|_{(\lfloor S p \rfloor)}`. The sample is
   stratified (each variable contributes in proportion to its size) and, inside a variable of
@@ -109,10 +109,51 @@ def _magnitudes(gradient, dtype):
     return ops.reshape(ops.abs(ops.cast(gradient, dtype)), (-1,))
 
 
-def _count_above(values, threshold, count_dtype):
+_ROW = 1024
+
+
+def _sum_rows(terms, dtype):
+    """The row sums of a 1-D tensor cut in rows of 1024 (a ``(rows, 1)`` tensor), and the sum of
+    the remaining tail. A product with a vector of ones: XLA's CPU backend runs it about ten
+    times faster than one reduction over an element-wise expression, which it does not
+    vectorize."""
+    size = static_size(terms)
+    rows, split = size // _ROW, size // _ROW * _ROW
+    tail = ops.sum(ops.cast(terms[split:], dtype))
+    if not rows:
+        return None, tail
+    body = ops.reshape(terms[:split] if split < size else terms, (rows, _ROW))
+    return ops.matmul(ops.cast(body, dtype), ops.ones((_ROW, 1), dtype=dtype)), tail
+
+
+def _count(mask, count_dtype):
+    """The number of True in a 1-D boolean tensor: each row's count (at most 1024) is exact in
+    float32, and the row counts are added as integers."""
+    per_row, tail = _sum_rows(mask, "float32")
+    total = ops.cast(tail, count_dtype)
+    if per_row is not None:
+        total = total + ops.sum(ops.cast(per_row, count_dtype))
     # Cast back: a sum of int32 is int64 under JAX's 64-bit mode (`jax_enable_x64`), and the
     # search loop's counts must keep one dtype.
-    return ops.cast(ops.sum(ops.cast(values > threshold, count_dtype)), count_dtype)
+    return ops.cast(total, count_dtype)
+
+
+def _count_above(pieces, threshold, count_dtype):
+    counts = [_count(values > threshold, count_dtype) for values in pieces]
+    return sum(counts[1:], counts[0])
+
+
+def _only_value(pieces, lo, hi):
+    """The value in ``(lo, hi]``, for pieces holding exactly one there: a sum of that value and
+    zeros, exact in any order."""
+    total = None
+    for values in pieces:
+        dtype = dtype_name(values.dtype)
+        inside = ops.logical_and(values > lo, values <= hi)
+        per_row, tail = _sum_rows(ops.where(inside, values, ops.cast(0.0, dtype)), dtype)
+        piece = tail if per_row is None else tail + ops.sum(per_row)
+        total = piece if total is None else total + piece
+    return total
 
 
 def _next_probe(lo, hi):
@@ -128,31 +169,37 @@ def _next_probe(lo, hi):
 
 
 def select_descending(values, rank, guesses=()):
-    r"""``sorted(values, descending)[rank]`` for a 1-D tensor of non-negative values, exactly,
-    without sorting.
+    r"""``sorted(values, descending)[rank]`` for a 1-D tensor of non-negative values (or a list
+    of them, taken as their concatenation, which is never built), exactly, without sorting.
 
     A bracket ``lo < hi`` keeps :math:`c_{lo} = \#\{v > lo\} > k \ge c_{hi} = \#\{v > hi\}`
     (:math:`k` = ``rank``); each step counts the values above one probe, in one fused pass, and
     moves an end there. The probe interpolates the counts linearly between the ends (a
     secant step on the empirical distribution, aimed between :math:`k` and :math:`k+1`), or
     bisects (geometrically across orders of magnitude) when the last interpolation did not
-    halve :math:`c_{lo} - c_{hi}`. The search stops when :math:`c_{hi} = k` (the answer is the
-    largest value :math:`\le hi`), when :math:`c_{lo} = k + 1` (the smallest value
-    :math:`> lo`), or when no number lies between ``lo`` and ``hi`` (the answer is ``hi``); one
-    more masked max or min pass reads the answer off. ``guesses`` (e.g. order statistics of a
-    sample around the target) tighten the bracket before the search.
+    halve :math:`c_{lo} - c_{hi}`. It starts from the largest finite number and stops when one
+    value lies in ``(lo, hi]`` (:math:`c_{lo} - c_{hi} = 1`, so :math:`c_{hi} = k`: that value
+    is the answer, read off by one masked sum) or when no number lies between ``lo`` and ``hi``
+    (the answer is ``hi``). ``guesses`` (e.g. order statistics of a sample around the target)
+    tighten the bracket before the search. Counts and the masked sum are products with a
+    vector of ones (``_sum_rows``), the fastest full pass XLA's CPU backend offers.
 
     A NaN or an infinity among the values gives an infinite result (clipping at it changes
     nothing), the same eagerly and under XLA (whose max would skip NaN).
     """
-    size = static_size(values)
+    pieces = list(values) if isinstance(values, (list, tuple)) else [values]
+    dtype = dtype_name(pieces[0].dtype)
+    size = sum(static_size(v) for v in pieces)
     count_dtype = "int32" if size < 2**31 else "int64"
     k = ops.cast(rank, count_dtype)
-    top = ops.max(ops.where(ops.equal(values, values), values, float("inf")))  # NaN counts as +inf
-    lo, hi = top * 0.0 - 1.0, top
+    largest = np.finfo(dtype).max
+    # NaN and infinities fail `v <= largest` (XLA's max would skip NaN): counted, not searched.
+    non_finite = sum(_count(ops.logical_not(v <= largest), count_dtype) for v in pieces)
+    hi = ops.cast(largest, dtype)
+    lo = hi * 0.0 - 1.0
     c_lo, c_hi = ops.cast(size, count_dtype), ops.cast(0, count_dtype)
     for guess in guesses:
-        count = _count_above(values, guess, count_dtype)
+        count = _count_above(pieces, guess, count_dtype)
         high = count <= k
         to_hi = ops.logical_and(high, guess < hi)
         to_lo = ops.logical_and(ops.logical_not(high), guess > lo)
@@ -162,7 +209,7 @@ def select_descending(values, rank, guesses=()):
     def searching(lo, hi, c_lo, c_hi, interpolate):
         probe = _next_probe(lo, hi)
         room = ops.logical_and(probe > lo, probe < hi)
-        return ops.logical_and(room, ops.logical_and(ops.not_equal(c_hi, k), ops.not_equal(c_lo, k + 1)))
+        return ops.logical_and(room, ops.not_equal(c_lo - c_hi, 1))
 
     def step(lo, hi, c_lo, c_hi, interpolate):
         base = ops.maximum(lo, lo * 0.0)
@@ -170,7 +217,7 @@ def select_descending(values, rank, guesses=()):
         secant = base + (hi - base) * share
         usable = ops.logical_and(interpolate, ops.logical_and(secant > lo, secant < hi))
         probe = ops.where(usable, secant, _next_probe(lo, hi))
-        count = _count_above(values, probe, count_dtype)
+        count = _count_above(pieces, probe, count_dtype)
         high = count <= k
         new_lo, new_c_lo = ops.where(high, lo, probe), ops.where(high, c_lo, count)
         new_hi, new_c_hi = ops.where(high, probe, hi), ops.where(high, count, c_hi)
@@ -180,16 +227,10 @@ def select_descending(values, rank, guesses=()):
     lo, hi, c_lo, c_hi, _ = ops.while_loop(
         searching, step, (lo, hi, c_lo, c_hi, c_lo > 0), maximum_iterations=512
     )
-    answer = ops.cond(
-        ops.equal(c_hi, k),
-        lambda: ops.max(ops.where(values <= hi, values, lo * 0.0 - 1.0)),
-        lambda: ops.cond(
-            ops.equal(c_lo, k + 1),
-            lambda: ops.min(ops.where(values > lo, values, top)),
-            lambda: hi,
-        ),
-    )
-    return ops.where(top < float("inf"), answer, top)  # non-finite in: no clipping
+    # One value in (lo, hi] (then c_hi = k: it is the answer), or none strictly between lo and
+    # hi (every value in (lo, hi] equals hi).
+    answer = ops.where(ops.equal(c_lo - c_hi, 1), _only_value(pieces, lo, hi), hi)
+    return ops.where(non_finite > 0, hi * 0.0 + float("inf"), answer)  # non-finite in: no clipping
 
 
 def _sample_guesses(gradients, fraction, step, sample_size, dtype):
@@ -221,7 +262,7 @@ def exact_threshold(gradients, fraction, threshold_scale=1.0, step=0, sample_siz
         return ops.cast(0.0, dtype)
     sizes = [static_size(g) for g in gradients]
     total = sum(sizes)
-    magnitudes = ops.concatenate([_magnitudes(g, dtype) for g in gradients], axis=0)
+    magnitudes = [_magnitudes(g, dtype) for g in gradients]  # counted in place, not concatenated
     guesses = ()
     sample_size = sample_size or fast_sample_size(fraction)
     if total > sample_size:
