@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 from keras_optim import validation
-from keras_optim.backend import dtype_name, ops
+from keras_optim.backend import KERAS3, dtype_name, ops
 
 # Tensors are compared with ops.equal / ops.not_equal, never == / !=: in TF's legacy graph mode
 # (where TFF traces) `tensor == k` is Python identity and gives a bool, not an element-wise test.
@@ -119,6 +119,8 @@ def _sum_rows(terms, dtype):
     vectorize."""
     size = static_size(terms)
     rows, split = size // _ROW, size // _ROW * _ROW
+    if not KERAS3:  # TF 2.14's XLA runs the product as a slower matrix-vector call: one sum
+        rows, split = 0, 0
     tail = ops.sum(ops.cast(terms[split:], dtype))
     if not rows:
         return None, tail
@@ -129,7 +131,7 @@ def _sum_rows(terms, dtype):
 def _count(mask, count_dtype):
     """The number of True in a 1-D boolean tensor: each row's count (at most 1024) is exact in
     float32, and the row counts are added as integers."""
-    per_row, tail = _sum_rows(mask, "float32")
+    per_row, tail = _sum_rows(mask, "float32" if KERAS3 else count_dtype)
     total = ops.cast(tail, count_dtype)
     if per_row is not None:
         total = total + ops.sum(ops.cast(per_row, count_dtype))
