@@ -253,7 +253,10 @@ class OptimizerFuntionalityTest(tf.test.TestCase, parameterized.TestCase):
         inputs = keras.layers.Input(shape=[1])
         outputs = keras.layers.Dense(1, kernel_constraint="NonNeg")(inputs)
         model = keras.models.Model(inputs=inputs, outputs=outputs)
-        model.trainable_variables[0] = -999999  # Set as a negative number.
+        # Keras' original rebinds a list element (`trainable_variables[0] = -999999`), which
+        # leaves the kernel at its random initial value: the test then passes only when that
+        # value is negative. Set the kernel itself negative.
+        model.trainable_variables[0].assign([[-999999.0]])
         # Keras writes tf.zeros(1, 1): a [1]-shaped gradient (dtype 1) for the [1, 1] kernel,
         # which Keras' Adam broadcasts by accident; the kernel's shape here.
         grads = [tf.zeros((1, 1)), tf.zeros(1)]
