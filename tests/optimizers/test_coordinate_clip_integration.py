@@ -14,7 +14,8 @@ import keras_optim
 from keras_optim.backend import keras
 from tests.optimizers.test_coordinate_clip import CASES, PORTS
 from tests.optimizers.training import (
-    compile_model, embedding_gradients, fit_mixed_float16, small_model, toy_data)
+    check_accumulated_updates, compile_model, embedding_gradients, fit_mixed_float16, small_model,
+    toy_data)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -179,15 +180,7 @@ def test_gradient_accumulation_clips_the_accumulated_gradient():
     """Keras 3's gradient_accumulation_steps: the threshold is taken on the averaged gradient
     of the update step, as the port on the averaged gradients."""
     case = CASES["Adam-clip_half"]
-    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
     optimizer = keras_optim.Adam(learning_rate=2**-7, coordinate_clip=0.5,
                                  gradient_accumulation_steps=2)
     port = PORTS.AdamClipPort(lr=2**-7, coordinate_clip=0.5)
-    params = [np.array(x) for x in case["initial"]]
-    grads = [[np.array(g) for g in step] for step in case["gradients"]]
-    for first, second in zip(grads[0::2], grads[1::2]):
-        for step in (first, second):
-            optimizer.apply_gradients(zip([tf.constant(g) for g in step], variables))
-        params, _ = port.step(params, [(a + b) / 2 for a, b in zip(first, second)])
-        for v, p in zip(variables, params):
-            np.testing.assert_allclose(v.numpy(), p, rtol=1e-9)
+    check_accumulated_updates(optimizer, port, case)

@@ -9,6 +9,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from tests.optimizers.test_coordinate_clip import CASES, PORTS
+from tests.optimizers.training import check_accumulated_updates
 
 CLASSES = {
     "AdaBelief": ("adabelief", lambda **kw: keras_optim.AdaBelief(**kw)),
@@ -150,21 +151,12 @@ def test_wrapper_clips_the_averaged_gradient_of_an_accumulated_update():
     """docs/coordinate_clipping.md: the threshold of the averaged gradient of each update, as
     the port on the averaged gradients (clipping each micro-batch differs)."""
     case = CASES["Adam-clip_half"]
-    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
     optimizer = keras_optim.CoordinateClipping(
         keras.optimizers.SGD(learning_rate=2**-5, momentum=0.875, gradient_accumulation_steps=2),
         0.5,
     )
     port = PORTS.SGDClipPort(lr=2**-5, momentum=0.875, coordinate_clip=0.5)
-    params = [np.array(x) for x in case["initial"]]
-    grads = [[np.array(g) for g in step] for step in case["gradients"]]
-    for first, second in zip(grads[0::2], grads[1::2]):
-        for step in (first, second):
-            optimizer.apply_gradients(zip([tf.constant(g) for g in step], variables))
-        params, _ = port.step(params, [(a + b) / 2 for a, b in zip(first, second)])
-        for v, p in zip(variables, params):
-            np.testing.assert_allclose(v.numpy(), p, rtol=1e-9)
-    assert int(optimizer.iterations.numpy()) == len(grads) // 2
+    check_accumulated_updates(optimizer, port, case)
 
 
 def test_wrapper_hands_weight_decay_exclusions_and_weights_to_its_optimizer():

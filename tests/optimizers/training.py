@@ -95,3 +95,20 @@ def fit_mixed_float16(make_optimizer):
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def check_accumulated_updates(optimizer, port, case, steps=2):
+    """Applies ``case``'s gradients to ``optimizer`` (built with
+    ``gradient_accumulation_steps=steps``) and checks, after each update, the variables
+    against ``port`` stepped once on the average of that update's micro-batch gradients."""
+    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
+    params = [np.array(x) for x in case["initial"]]
+    grads = [[np.array(g) for g in step] for step in case["gradients"]]
+    for start in range(0, len(grads) - steps + 1, steps):
+        micro_batches = grads[start:start + steps]
+        for step in micro_batches:
+            optimizer.apply_gradients(zip([tf.constant(g) for g in step], variables))
+        params, _ = port.step(params, [sum(gs) / steps for gs in zip(*micro_batches)])
+        for v, p in zip(variables, params):
+            np.testing.assert_allclose(v.numpy(), p, rtol=1e-9)
+    assert int(optimizer.iterations.numpy()) == len(grads) // steps
