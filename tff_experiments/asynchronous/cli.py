@@ -118,7 +118,8 @@ def run(settings, out):
     import contextlib
 
     from tff_experiments.asynchronous.experiment import AsynchronousExperiment
-    from tff_experiments.program.loop import run_loop
+    from tff_experiments.asynchronous.run_outputs import train_in_folder
+    from tff_experiments.program.metrics import read_metrics, run_sync
     from tff_experiments.program.run_dir import run_paths
 
     experiment = AsynchronousExperiment(settings)
@@ -131,7 +132,9 @@ def run(settings, out):
 
         remote = remote_execution(settings.workers)
     with remote:
-        _, rows = run_loop(experiment, out, checkpoint_every=settings.checkpoint_every, progress=settings.progress)
+        run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
+                                 progress=settings.progress))
+    rows = read_metrics(run_paths(out)["metrics"])
     final = {row["step"]: row for row in rows}.get(experiment.num_steps, {})
     print(f"{settings.algorithm}: {experiment.num_steps} server steps to virtual time "
           f"{experiment.clock(experiment.num_steps):.2f}; test accuracy {final.get('test_accuracy', float('nan')):.4f}, "

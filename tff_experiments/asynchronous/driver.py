@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow_federated as tff
 
-from tff_experiments.asynchronous.process import client_inputs
+from tff_experiments.asynchronous.process import pack_client_values
 
 
 @dataclasses.dataclass
@@ -61,18 +61,24 @@ class AsynchronousDriver:
         """The current global model (``tff.learning.models.ModelWeights``)."""
         return run_state.process_state.global_model_weights
 
-    def client_inputs(self, step, versions):
-        return client_inputs(self.process, self.local_batches,
-                             [(versions[c.sent_version], c.client, c.work_index, c.weight)
-                              for c in step.contributions])
+    def run_step(self, run_state, works=None):
+        """Runs server step ``run_state.next_step``; returns the new state and its record.
 
-    def run_step(self, run_state):
-        """Runs server step ``run_state.next_step``; returns the new state and its record."""
+        ``works``: the step's local works as ``(contribution, data)`` pairs, e.g. from
+        ``ScheduleDataSource``; by default their batches come from ``local_batches``. The one
+        server step of every run (``train_asynchronous_model``, the command line, ``run``).
+        """
         n = run_state.next_step
         step = self.schedule.steps[n]
+        if works is None:
+            batches = (self.local_batches.batch_arrays if getattr(self.process, "clients_per_group", None)
+                       else self.local_batches.dataset)
+            works = [(c, batches(c.client, c.work_index)) for c in step.contributions]
         process_state, metrics = run_state.process_state, None
-        if step.contributions:
-            output = self.process.next(process_state, self.client_inputs(step, run_state.versions))
+        if works:  # a step without work: the process would leave the state as it is; save the call
+            values = pack_client_values(
+                self.process, [(run_state.versions[c.sent_version], data, c.weight) for c, data in works])
+            output = self.process.next(process_state, values)
             process_state, metrics = output.state, output.metrics
         return self.advance(run_state, process_state), StepRecord(step, metrics)
 
@@ -84,7 +90,8 @@ class AsynchronousDriver:
         return RunState(n + 1, process_state, self._keep(versions, n + 1))
 
     def run(self, run_state=None, stop=None):
-        """Runs the steps from ``run_state`` (default: the start) up to ``stop`` (default: all)."""
+        """Runs the steps from ``run_state`` (default: the start) up to ``stop`` (default: all), in
+        memory (no checkpoints nor outputs: ``train_asynchronous_model`` does those)."""
         run_state = run_state or self.initial_state()
         stop = len(self.schedule) if stop is None else stop
         while run_state.next_step < stop:

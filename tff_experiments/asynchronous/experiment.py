@@ -1,5 +1,6 @@
-r"""One asynchronous experiment: its settings (validated once, here), its data and model, and the
-track that ``tff_experiments.program.loop.run_loop`` runs.
+r"""One asynchronous experiment: its settings (validated once, here), its data, model, schedule
+and process, and what its output folder records (``run_outputs`` runs it with
+``train_asynchronous_model``).
 
 ``AsynchronousSettings`` holds every setting of ``python -m tff_experiments.asynchronous`` under
 the flag's name (``client_lr`` is ``--client-lr``); the command line only maps argparse onto it.
@@ -93,6 +94,7 @@ MODELS = {
 }
 # Datasets too big to evaluate whole at every evaluation: fixed seeded subsamples.
 LARGE_DATASETS = ("shakespeare", "emnist", "cifar10", "cifar100", "synthetic")
+EVAL_EXAMPLES_PER_CLIENT = 100
 _NOT_IN_CONFIG = ("out", "progress", "workers", "checkpoint_every")
 
 
@@ -238,7 +240,7 @@ def build_optimizer(name, learning_rate):
 
 
 class AsynchronousExperiment:
-    """The track of ``run_loop`` for ``settings``: schedule, process, driver and evaluator."""
+    """The run of ``settings``: schedule, process, driver and evaluator."""
 
     event_fields = ("step", "time", "clients", "sent_versions", "staleness", "weights", "train_loss")
     progress_unit = "virtual time"
@@ -248,6 +250,7 @@ class AsynchronousExperiment:
         from tff_experiments.asynchronous import (AsynchronousDriver, ClientTimes, LocalBatches, build_schedule,
                                                   build_stale_model_process, client_importance)
         from tff_experiments.asynchronous.evaluation import GlobalEvaluator
+        import numpy as np
 
         self.settings = s = settings
         self.run_config = s.config()
@@ -269,10 +272,17 @@ class AsynchronousExperiment:
         )
         self.driver = AsynchronousDriver(process, self.schedule, local)
         large = s.dataset in LARGE_DATASETS
+        if getattr(client_data, "generates_clients", False):
+            # The first examples of each client (i.i.d. within a client): generating every client
+            # whole would cost minutes and gigabytes at 10^4 clients of Synthetic's size tail.
+            train_arrays = [local.examples(i, np.arange(min(EVAL_EXAMPLES_PER_CLIENT, local.num_examples(i))))
+                            for i in range(local.num_clients)]
+        else:
+            train_arrays = [local.arrays(i) for i in range(local.num_clients)]
         self.evaluate = GlobalEvaluator(
-            self.builder, [local.arrays(i) for i in range(local.num_clients)], self.importance, test,
+            self.builder, train_arrays, self.importance, test,
             surrogate=self.schedule.effective_importance(), seed=s.seed,
-            max_test_examples=5000 if large else None, max_examples_per_client=100 if large else None)
+            max_test_examples=5000 if large else None, max_examples_per_client=EVAL_EXAMPLES_PER_CLIENT if large else None)
         self.num_steps = len(self.schedule)
         self.horizon = s.horizon
 
@@ -282,26 +292,7 @@ class AsynchronousExperiment:
                 "importance": self.importance.tolist(),
                 "effective_importance": self.schedule.effective_importance().tolist()}
 
-    # -- state
-    def initial_state(self):
-        return self.driver.initial_state()
-
-    def checkpoint_template(self):
-        return self.driver.program_state_template()
-
-    def to_checkpoint(self, state):
-        return self.driver.to_program_state(state)
-
-    def from_checkpoint(self, saved):
-        return self.driver.from_program_state(saved)
-
-    def model_weights(self, state):
-        return self.driver.model_weights(state)
-
-    # -- steps
-    def step(self, state):
-        return self.driver.run_step(state)
-
+    # -- what the run's release managers (run_outputs) need
     def clock(self, steps_done):
         return self.schedule.steps[steps_done - 1].time if steps_done else 0.0
 
@@ -311,21 +302,22 @@ class AsynchronousExperiment:
         every = self.settings.eval_every
         return math.floor(self.clock(steps_done) / every) > math.floor(self.clock(steps_done - 1) / every)
 
-    def metrics(self, steps_done, state, record, step_seconds):
-        return {"time": self.clock(steps_done), **self.evaluate(self.model_weights(state))}
+    def metrics(self, steps_done, model_weights):
+        """The ``metrics.csv`` row of the global model ``model_weights`` after ``steps_done`` steps."""
+        return {"time": self.clock(steps_done), **self.evaluate(model_weights)}
 
     def progress_fields(self, row):
         return {"acc": f"{row.get('test_accuracy', float('nan')):.3f}"}
 
-    def event(self, steps_done, record):
-        step = record.step
-        train = record.train_metrics["client_work"]["train"] if record.train_metrics else {}
+    def event(self, steps_done, train_metrics):
+        """The ``events.csv`` row of step ``steps_done`` from its released training metrics."""
+        step = self.schedule.steps[steps_done - 1]
         return dict(step=steps_done, time=step.time, clients=[c.client for c in step.contributions],
                     sent_versions=[c.sent_version for c in step.contributions], staleness=step.staleness(),
                     weights=[c.weight for c in step.contributions],
-                    train_loss=float(train["loss"]) if train else "")
+                    train_loss=float(train_metrics["loss"]) if "loss" in train_metrics else "")
 
-    def export(self, state, model_dir):
+    def export(self, model_weights, model_dir):
         from tff_experiments.program.export import export_keras_and_savedmodel
 
-        return export_keras_and_savedmodel(self.builder, self.model_weights(state), model_dir, seed=self.settings.seed)
+        return export_keras_and_savedmodel(self.builder, model_weights, model_dir, seed=self.settings.seed)

@@ -175,6 +175,13 @@ class Checkpointer:
         """``save`` if ``step`` is a multiple of ``every``; returns whether it saved."""
         return int(step) % self.every == 0 and self.save(state, step)
 
+    def load(self, step, structure_template):
+        """The state of the checkpoint of server step ``step`` (see ``load_latest``)."""
+        header_bytes, buffer = run_sync(self._manager.load(int(step), [None, None]))
+        header = json.loads(_as_bytes(header_bytes).decode("utf-8"), object_hook=_json_array_hook)
+        self._check(header, tf.nest.flatten(structure_template))
+        return tf.nest.pack_sequence_as(structure_template, _decode(header["leaves"], buffer))
+
     def load_latest(self, structure_template):
         """``(state, step)`` of the latest readable checkpoint, or ``(None, 0)`` if there is none.
 

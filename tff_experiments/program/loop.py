@@ -1,8 +1,8 @@
-"""The run loop both command lines share: resume, metrics at step 0, step / evaluate /
-checkpoint under a progress bar, export.
+"""The run loop of ``python -m tff_experiments.robust``: resume, metrics at step 0, step /
+evaluate / checkpoint under a progress bar, export. (The asynchronous command line runs
+``tff_experiments.program.async_program.train_asynchronous_model`` instead.)
 
-A *track* (``tff_experiments.asynchronous.experiment.AsynchronousExperiment``,
-``tff_experiments.robust.driver.MonnaRun``) supplies only what differs:
+A *track* (``tff_experiments.robust.driver.MonnaRun``) supplies only what differs:
 
 - ``run_config``: the JSON-able settings that determine the result (a resume must match them);
 - ``num_steps``; ``initial_state()``; ``checkpoint_template()``, ``to_checkpoint(state)`` and
