@@ -255,3 +255,27 @@ def test_command_line_takes_the_synthetic_dataset_and_its_options(tmp_path):
     assert settings_from(base).synthetic_alpha == settings_from(base).synthetic_beta == 1.0
     with pytest.raises(UsageError, match="--synthetic-beta"):
         settings_from(base + ["--synthetic-beta", "-1"])
+
+
+def test_a_local_work_generates_only_its_examples_and_they_are_the_clients_own():
+    data, test = synthetic.synthetic_federated_data(50, seed=3, cache_clients=1)
+    sizes = [data.num_examples(cid) for cid in data.client_ids]
+    big = data.client_ids[int(np.argmax(sizes))]
+    whole = data.client_arrays(big)
+    rows = np.array([[5, 0, 17], [len(whole["y"]) - 1, 3, 2]])
+    got = data.client_rows(big, rows)
+    assert got["x"].shape == (2, 3, synthetic.NUM_FEATURES) and got["y"].shape == (2, 3)
+    np.testing.assert_array_equal(got["x"], whole["x"][rows])
+    np.testing.assert_array_equal(got["y"], whole["y"][rows])
+    held_out = test.client_rows(big, [0, 1])  # the test split continues the client's examples
+    np.testing.assert_array_equal(held_out["x"], test.client_arrays(big)["x"][:2])
+    with pytest.raises(ValueError, match="examples, asked for index"):
+        data.client_rows(big, [len(whole["y"])])
+    # LocalBatches draws its batches through client_rows: the same batches, no client generated
+    local = LocalBatches(data, local_steps=2, batch_size=8, seed=1)
+    data._cache.clear()
+    i = data.client_ids.index(big)
+    batches = local.batch_arrays(i, 4)
+    assert not data._cache
+    indices = local.batch_indices(i, 4)
+    np.testing.assert_array_equal(batches["x"], whole["x"][indices])

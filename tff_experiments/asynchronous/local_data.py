@@ -71,15 +71,20 @@ class LocalBatches:
         size = min(self.batch_size, n)
         return np.stack([rng.choice(n, size=size, replace=False) for _ in range(self.local_steps)])
 
+    def examples(self, client, indices):
+        """Client ``client``'s examples ``indices`` (any shape), as arrays ``indices.shape + ...``;
+        a data set that generates its clients (``client_rows``) makes only those."""
+        if hasattr(self.client_data, "client_rows"):
+            return self.client_data.client_rows(self.client_ids[client], indices)
+        return tf.nest.map_structure(lambda a: a[indices], self.arrays(client))
+
     def batch_arrays(self, client, work_index):
         """The K batches as arrays of shape ``(K, min(B, n_i), ...)`` (for grouped processes)."""
-        indices = self.batch_indices(client, work_index)
-        return tf.nest.map_structure(lambda a: a[indices], self.arrays(client))
+        return self.examples(client, self.batch_indices(client, work_index))
 
     def dataset(self, client, work_index):
         indices = self.batch_indices(client, work_index)
-        rows = indices.reshape(-1)
-        examples = tf.nest.map_structure(lambda a: a[rows], self.arrays(client))
+        examples = self.examples(client, indices.reshape(-1))
         # batch() without drop_remainder leaves the batch dimension unknown (None), so every
         # client's data has the same TFF type whatever its batch size.
         return tf.data.Dataset.from_tensor_slices(examples).batch(indices.shape[1])

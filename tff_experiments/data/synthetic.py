@@ -31,7 +31,9 @@ changes nothing in distribution).
 Differences from the authors' script, by design: every random draw of client k comes from its
 own generator, seeded by ``(seed, k)`` (the script runs one global stream over all clients), so a
 client's data does not depend on how many clients there are nor on the order they are asked
-for, and nothing is generated before it is needed. The label is the argmax of the logits, the
+for, and nothing is generated before it is needed. A client's examples come from a
+counter-based (Philox) stream, example r from its own block of draws, so that a local work
+generates only its B examples (``client_rows``), not the whole client. The label is the argmax of the logits, the
 same as the argmax of their softmax (whose ``exp`` overflows for logits above ~709, where the
 script's argmax then picks the first overflowing class).
 
@@ -89,14 +91,17 @@ class SyntheticGenerator:
         self.seed = int(seed)
         self.max_examples = None if max_examples is None else int(max_examples)
         self._scales = np.sqrt(feature_variances())
+        self._sizes = {}
 
     def _rng(self, stream, client=0):
         return np.random.default_rng([self.seed, stream, int(client)])
 
     def num_examples(self, k):
         """:math:`n_k`, train and test together."""
-        n = int(self._rng(_SIZE_STREAM, k).lognormal(SIZE_LOG_MEAN, SIZE_LOG_SIGMA)) + MIN_SIZE
-        return n if self.max_examples is None else min(n, self.max_examples)
+        if k not in self._sizes:  # an int per client asked for (a generator costs ~0.1 ms)
+            n = int(self._rng(_SIZE_STREAM, k).lognormal(SIZE_LOG_MEAN, SIZE_LOG_SIGMA)) + MIN_SIZE
+            self._sizes[k] = n if self.max_examples is None else min(n, self.max_examples)
+        return self._sizes[k]
 
     def num_train_examples(self, k):
         return int(TRAIN_FRACTION * self.num_examples(k))
@@ -108,7 +113,7 @@ class SyntheticGenerator:
 
     def parameters(self, k):
         """Client k's :math:`u_k, W_k, b_k, B_k, v_k` (float64); and the RNG, positioned after
-        them, that draws its examples."""
+        them (the examples come from their own stream: ``feature_noise``)."""
         rng = self._rng(_CLIENT_STREAM, k)
         if self.iid:
             W, b = self._shared_model
@@ -120,25 +125,55 @@ class SyntheticGenerator:
         b = rng.normal(u, 1.0, NUM_CLASSES)
         return ClientParameters(u, W, b, B, v), rng
 
-    def client_examples(self, k):
-        """All :math:`n_k` examples of client k: ``x`` float32 ``(n_k, 60)``, ``y`` int32 ``(n_k,)``
-        (labels computed in float64, as the authors)."""
-        params, rng = self.parameters(k)
-        n = self.num_examples(k)
-        x = params.v + rng.standard_normal((n, NUM_FEATURES)) * self._scales
+    def feature_noise(self, k, rows):
+        r"""Standard normal draws ``(len(rows), D)`` of client k's examples ``rows``: example r is
+        the Box-Muller transform of the outputs :math:`rD .. rD + D - 1` of a counter-based
+        Philox stream keyed by (seed, k). Any example is generated alone, at the cost of its own
+        draws: a local work of B examples costs the same whatever :math:`n_k` (a client of the
+        lognormal tail has 10^5 examples)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        bit_generator = np.random.Philox(key=np.array([self.seed, k], dtype=np.uint64))
+        if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+            raw = self._draws(bit_generator, rows[0], len(rows)).reshape(len(rows), NUM_FEATURES)
+        else:
+            raw = np.empty((len(rows), NUM_FEATURES), dtype=np.uint64)
+            for j, r in enumerate(rows):
+                raw[j] = self._draws(bit_generator, r, 1)
+        u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # uniform in (0, 1)
+        radius, angle = np.sqrt(-2.0 * np.log(u[:, 0::2])), 2.0 * np.pi * u[:, 1::2]
+        z = np.empty_like(u)
+        z[:, 0::2], z[:, 1::2] = radius * np.cos(angle), radius * np.sin(angle)
+        return z
+
+    @staticmethod
+    def _draws(bit_generator, row, count):
+        """``count`` examples' raw outputs from example ``row`` on (4 outputs per counter step)."""
+        state = bit_generator.state
+        state["state"]["counter"][:] = (int(row) * (NUM_FEATURES // 4), 0, 0, 0)
+        state["buffer_pos"] = 4  # no buffered outputs: start at the counter
+        bit_generator.state = state
+        return bit_generator.random_raw(count * NUM_FEATURES)
+
+    def examples_at(self, k, rows):
+        """Client k's examples ``rows`` (indices in ``0 .. n_k - 1``): ``x`` float32 ``(len(rows),
+        60)``, ``y`` int32 (labels computed in float64, as the authors)."""
+        params, _ = self.parameters(k)
+        x = params.v + self.feature_noise(k, rows) * self._scales
         y = np.argmax(x @ params.W + params.b, axis=1)
         return x.astype(np.float32), y.astype(np.int32)
 
+    def client_examples(self, k):
+        """All :math:`n_k` examples of client k (``examples_at`` every row)."""
+        return self.examples_at(k, np.arange(self.num_examples(k)))
+
     def client_split(self, k, split):
         """Client k's ``"train"`` (first 90%) or ``"test"`` (the rest) examples as
-        ``{'x': ..., 'y': ...}``."""
-        x, y = self.client_examples(k)
-        cut = int(TRAIN_FRACTION * len(y))
-        if split == "train":
-            return {"x": x[:cut], "y": y[:cut]}
-        if split == "test":
-            return {"x": x[cut:], "y": y[cut:]}
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        ``{'x': ..., 'y': ...}`` (only that split's examples are generated)."""
+        n, cut = self.num_examples(k), self.num_train_examples(k)
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        x, y = self.examples_at(k, np.arange(0, cut) if split == "train" else np.arange(cut, n))
+        return {"x": x, "y": y}
 
 
 class _LazySizes(Mapping):
@@ -228,6 +263,25 @@ def _synthetic_client_data_class():
                 self._cache.popitem(last=False)
             return arrays
 
+        def config(self):
+            """What rebuilds this data set (``synthetic_client_data_from_config``): JSON."""
+            g = self.generator
+            return dict(alpha=g.alpha, beta=g.beta, iid=g.iid, seed=g.seed, max_examples=g.max_examples,
+                        num_clients=self._num_clients, split=self.split, cache_clients=self._cache_clients)
+
+        def client_rows(self, cid, indices):
+            """Examples ``indices`` of client ``cid``'s split as ``{'x': ..., 'y': ...}``, generated
+            alone (``SyntheticGenerator.examples_at``): what a local work needs, whatever the
+            client's size, nothing cached."""
+            k = self.index(cid)
+            indices = np.asarray(indices, dtype=np.int64)
+            size = self.num_examples(cid)
+            if indices.size and not (0 <= indices.min() and indices.max() < size):
+                raise ValueError(f"client {cid!r} has {size} examples, asked for index {indices.max()}")
+            offset = 0 if self.split == "train" else self.generator.num_train_examples(k)
+            x, y = self.generator.examples_at(k, indices.reshape(-1) + offset)
+            return {"x": x.reshape(indices.shape + x.shape[1:]), "y": y.reshape(indices.shape)}
+
         def create_tf_dataset_for_client(self, cid):
             return tf.data.Dataset.from_tensor_slices(self.client_arrays(cid))
 
@@ -256,6 +310,14 @@ def synthetic_federated_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0
     cls = _synthetic_client_data_class()
     return (cls(generator, num_clients, "train", cache_clients),
             cls(generator, num_clients, "test", cache_clients))
+
+
+def synthetic_client_data_from_config(config):
+    """The ``SyntheticClientData`` of ``config`` (its ``config()``)."""
+    config = dict(config)
+    generator = SyntheticGenerator(config.pop("alpha"), config.pop("beta"), iid=config.pop("iid"),
+                                   seed=config.pop("seed"), max_examples=config.pop("max_examples"))
+    return _synthetic_client_data_class()(generator, **config)
 
 
 def synthetic_client_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None,
