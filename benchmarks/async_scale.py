@@ -5,16 +5,22 @@ Setting (issue 11): Synthetic(1, 1) (``tff_experiments.data.synthetic``), multin
 regression, scenario F-80, horizon 1, one local step of SGD on a batch of 10; FedFix
 delta-t = 0.5, FedBuff c = 10, async FedAvg. Every configuration runs in its own process (so
 that its peak memory is its own): data, schedule and process are built, one warm-up call traces
-the TFF computation, then the server steps run until the horizon (FedFix: always) or
-``--max-seconds`` of stepping. "updates/s" = local works aggregated / seconds of stepping (inputs built and the
-stale versions kept included). "peak MB" is the largest resident memory of the process and
-its TFF worker together over the whole run, setup included. TFF FedAvg runs rounds of the
+the TFF computation, then the server steps run until the horizon or ``--max-seconds`` of
+stepping (FedFix: always the whole horizon, run again from the start until ``--min-seconds``).
+"updates/s" = local works aggregated / seconds of stepping (inputs built and the stale versions
+kept included); "CPU ms/upd" = CPU seconds of the process and its TFF workers over those steps
+per update, the figure a shared machine's load does not inflate. "peak MB" is the largest
+resident memory of the process and its TFF workers together over the whole run, setup
+included. ``--workers 1 2`` runs each row on 1, then 2, TFF executor services (``worker_binary``
+on localhost ports, started and stopped by the row: ``tff_experiments.asynchronous.remote``)
+instead of TFF's local runtime. TFF FedAvg runs rounds of the
 scheme's mean clients per step (capped by ``--tff-max-clients``: its cost per client is flat in
 the clients per round, so the cap changes the time a round takes, not the rate) with the same
 data, model and optimizer.
 
     .venv-tff/bin/python benchmarks/async_scale.py                       # M = 100, 1000, 10000
     .venv-tff/bin/python benchmarks/async_scale.py --clients 100 300 --max-seconds 20
+    .venv-tff/bin/python benchmarks/async_scale.py --schemes fedfix --clients 1000 --workers 1 2 --skip-tff
 """
 import argparse
 import json
@@ -59,6 +65,20 @@ class PeakMemory:
         self._thread.join()
         return self.peak
 
+    def cpu_seconds(self):
+        """CPU time (user + system) so far of this process and its children (TFF's worker):
+        on a shared machine, the figure that load does not inflate."""
+        import psutil
+
+        total = 0.0
+        for p in [self._process] + self._process.children(recursive=True):
+            try:
+                times = p.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
 
 def _setup(num_clients, batch_size):
     import tensorflow_federated as tff
@@ -74,7 +94,10 @@ def _setup(num_clients, batch_size):
 
 
 def run_scheme(args):
-    """One scheme at one M; prints a JSON line."""
+    """One scheme at one M (on ``--workers`` localhost TFF worker services if > 0); prints a JSON
+    line."""
+    import contextlib
+
     memory = PeakMemory()
     start = time.perf_counter()
     import tff_experiments  # noqa: F401  (reaps TFF's worker_binary at exit)
@@ -89,23 +112,32 @@ def run_scheme(args):
     process = build_stale_model_process(model_fn, tff.learning.optimizers.build_sgdm(0.05),
                                         clients_per_group=args.group)
     driver = AsynchronousDriver(process, schedule, local)
-    run_state = driver.initial_state()
-    w = run_state.process_state.global_model_weights
-    process.next(process.initialize(), client_inputs(process, local, [(w, 0, 0, 0.0)]))  # trace
-    setup = time.perf_counter() - start
-    updates, steps = 0, 0
-    begin = time.perf_counter()
-    # FedFix has horizon / delta-t = 2 steps: always the whole run (the issue's target)
-    while run_state.next_step < len(schedule) and (
-            args.scheme == "fedfix" or time.perf_counter() - begin < args.max_seconds):
-        run_state, record = driver.run_step(run_state)
-        updates += len(record.step.contributions)
-        steps += 1
-    seconds = time.perf_counter() - begin
+    with contextlib.ExitStack() as stack:
+        workers = args.workers[0]
+        if workers:  # the same run on TFF executor services (worker_binary) on localhost ports
+            from tff_experiments.asynchronous.remote import local_worker_services, remote_execution
+
+            stack.enter_context(remote_execution(stack.enter_context(local_worker_services(workers))))
+        initial = driver.initial_state()
+        w = initial.process_state.global_model_weights
+        process.next(process.initialize(), client_inputs(process, local, [(w, 0, 0, 0.0)]))  # trace
+        setup = time.perf_counter() - start
+        updates, steps, runs = 0, 0, 0
+        begin, cpu_begin = time.perf_counter(), memory.cpu_seconds()
+        # FedFix has horizon / delta-t = 2 steps: always the whole run (the issue's target), again
+        # from the start until --min-seconds of steps (a few hundred updates are too short to time).
+        while runs == 0 or (args.scheme == "fedfix" and time.perf_counter() - begin < args.min_seconds):
+            run_state, runs = initial, runs + 1
+            while run_state.next_step < len(schedule) and (
+                    args.scheme == "fedfix" or time.perf_counter() - begin < args.max_seconds):
+                run_state, record = driver.run_step(run_state)
+                updates += len(record.step.contributions)
+                steps += 1
+        seconds, cpu = time.perf_counter() - begin, memory.cpu_seconds() - cpu_begin
     print(json.dumps(dict(
-        scheme=args.scheme, m=args.m, steps=steps, total_steps=len(schedule), updates=updates,
-        seconds=seconds, setup=setup, clients_per_step=updates / max(steps, 1),
-        peak_mb=memory.stop() / 2**20)), flush=True)
+        scheme=args.scheme, m=args.m, steps=steps // runs, total_steps=len(schedule), updates=updates, runs=runs,
+        seconds=seconds, cpu_seconds=cpu, setup=setup, clients_per_step=updates / max(steps, 1),
+        workers=workers, peak_mb=memory.stop() / 2**20)), flush=True)
 
 
 def run_tff_fedavg(args):
@@ -120,13 +152,14 @@ def run_tff_fedavg(args):
     state = fedavg.initialize()
     state = fedavg.next(state, [local.dataset(0, 0)]).state  # trace
     updates, rounds, n = 0, 0, args.round_clients
-    begin = time.perf_counter()
+    begin, cpu_begin = time.perf_counter(), memory.cpu_seconds()
     while rounds < 1 or time.perf_counter() - begin < args.max_seconds:
         clients = [(rounds * n + j) % args.m for j in range(n)]
         state = fedavg.next(state, [local.dataset(i, rounds) for i in clients]).state
         updates, rounds = updates + n, rounds + 1
-    seconds = time.perf_counter() - begin
+    seconds, cpu = time.perf_counter() - begin, memory.cpu_seconds() - cpu_begin
     print(json.dumps(dict(scheme="tff-fedavg", m=args.m, steps=rounds, updates=updates, seconds=seconds,
+                          cpu_seconds=cpu,
                           clients_per_step=n, peak_mb=memory.stop() / 2**20)), flush=True)
 
 
@@ -149,6 +182,12 @@ def main():
     parser.add_argument("--group", type=int, default=256, help="clients_per_group of the process")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stepping time per configuration")
     parser.add_argument("--tff-max-clients", type=int, default=300)
+    parser.add_argument("--skip-tff", action="store_true", help="leave out TFF's FedAvg rows")
+    parser.add_argument("--min-seconds", type=float, default=5.0,
+                        help="FedFix: run the whole horizon again until this much stepping time (default 5)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="numbers of localhost TFF worker services (worker_binary) to run our schemes on, "
+                             "a row each; 0: TFF's local runtime (default 0)")
     parser.add_argument("--timeout", type=float, default=900.0, help="per configuration")
     parser.add_argument("--worker", choices=list(SCHEMES) + ["tff-fedavg"], help=argparse.SUPPRESS)
     parser.add_argument("--m", type=int, help=argparse.SUPPRESS)
@@ -161,30 +200,46 @@ def main():
         return run_scheme(args)
 
     common = ["--horizon", args.horizon, "--batch-size", args.batch_size, "--group", args.group,
-              "--max-seconds", args.max_seconds]
+              "--max-seconds", args.max_seconds, "--min-seconds", args.min_seconds]
     print(f"Synthetic(1, 1), logistic, F-80, horizon {args.horizon:g}, 1 local step, batch {args.batch_size}; "
           f"clients_per_group {args.group}; at most {args.max_seconds:g} s of steps per row")
-    print(f"{'scheme':9s} {'M':>6s} {'steps':>11s} {'clients/step':>12s} {'updates/s':>10s} {'setup s':>8s} "
-          f"{'peak MB':>8s} | {'TFF clients/round':>17s} {'TFF updates/s':>13s} {'TFF peak MB':>11s} {'ours/TFF':>8s}",
-          flush=True)
-    rates = {}
+    print(f"{'scheme':9s} {'M':>6s} {'steps':>11s} {'clients/step':>12s} {'updates/s':>10s} {'CPU ms/upd':>10s} "
+          f"{'setup s':>8s} {'peak MB':>8s} | {'TFF clients/round':>17s} {'TFF updates/s':>13s} "
+          f"{'TFF CPU ms/upd':>14s} {'TFF peak MB':>11s} {'ours/TFF':>8s}", flush=True)
+    rates, cpu_costs = {}, {}
     for scheme in args.schemes:
         for m in args.clients:
-            ours = _child(["--worker", scheme, "--m", m] + common, args.timeout)
-            per_round = max(1, min(args.tff_max_clients, round(ours["clients_per_step"])))
-            theirs = _child(["--worker", "tff-fedavg", "--m", m, "--round-clients", per_round] + common,
-                            args.timeout)
-            rate, tff_rate = ours["updates"] / ours["seconds"], theirs["updates"] / theirs["seconds"]
-            rates[scheme, m] = rate
-            steps = f"{ours['steps']}/{ours['total_steps']}"
-            print(f"{scheme:9s} {m:6d} {steps:>11s} {ours['clients_per_step']:12.1f} {rate:10.1f} "
-                  f"{ours['setup']:8.1f} {ours['peak_mb']:8.0f} | {per_round:17d} {tff_rate:13.1f} "
-                  f"{theirs['peak_mb']:11.0f} {rate / tff_rate:7.1f}x", flush=True)
+            for workers in args.workers:
+                ours = _child(["--worker", scheme, "--m", m, "--workers", workers] + common, args.timeout)
+                rate = ours["updates"] / ours["seconds"]
+                rates[scheme, m, workers] = rate
+                cpu_costs[scheme, m, workers] = 1000 * ours["cpu_seconds"] / ours["updates"]
+                steps = f"{ours['steps']}/{ours['total_steps']}"
+                label = scheme + (f" w{workers}" if workers else "")
+                row = (f"{label:9s} {m:6d} {steps:>11s} {ours['clients_per_step']:12.1f} {rate:10.1f} "
+                       f"{cpu_costs[scheme, m, workers]:10.2f} {ours['setup']:8.1f} {ours['peak_mb']:8.0f} |")
+                if not args.skip_tff and workers == args.workers[0]:
+                    per_round = max(1, min(args.tff_max_clients, round(ours["clients_per_step"])))
+                    theirs = _child(["--worker", "tff-fedavg", "--m", m, "--round-clients", per_round] + common,
+                                    args.timeout)
+                    tff_rate = theirs["updates"] / theirs["seconds"]
+                    row += (f" {per_round:17d} {tff_rate:13.1f} "
+                            f"{1000 * theirs['cpu_seconds'] / theirs['updates']:14.2f} "
+                            f"{theirs['peak_mb']:11.0f} {rate / tff_rate:7.1f}x")
+                print(row, flush=True)
     low, high = min(args.clients), max(args.clients)
     for scheme in args.schemes:
-        if (scheme, low) in rates and (scheme, high) in rates:
-            print(f"{scheme}: cost per update at M={high} / at M={low}: "
-                  f"{rates[scheme, low] / rates[scheme, high]:.2f}x (target <= 1.2x)")
+        for workers in args.workers:
+            if (scheme, low, workers) in rates and (scheme, high, workers) in rates and low != high:
+                print(f"{scheme}{f' on {workers} workers' if workers else ''}: cost per update at M={high} / "
+                      f"at M={low}: wall {rates[scheme, low, workers] / rates[scheme, high, workers]:.2f}x, "
+                      f"CPU {cpu_costs[scheme, high, workers] / cpu_costs[scheme, low, workers]:.2f}x (target <= 1.2x)")
+        for m in args.clients:
+            if len(args.workers) > 1:
+                print(f"{scheme} M={m}: updates/s " + ", ".join(
+                    f"{rates[scheme, m, w]:.1f} ({f'{w} worker' + 's' * (w > 1) if w else 'local runtime'})"
+                    for w in args.workers))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return 0
 
 
