@@ -46,6 +46,17 @@ def shapes_for(total):
     return [(rows, 1024)] * 4
 
 
+def on_accelerator():
+    """Whether the step runs on a GPU (or TPU): then only wall time means anything."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def stack_description():
     """Keras, backend and the device the step runs on."""
     if BACKEND == "jax":

@@ -21,8 +21,16 @@ def run(module, argv, capsys):
     return out, {m["name"]: m for m in map(ROW.match, out.splitlines()) if m}
 
 
+def assert_names_device(out):
+    """Nothing pins a device: the header names the one TensorFlow placed the step on."""
+    gpus = tf.config.list_physical_devices("GPU")
+    named = r"device: \S.*$" if gpus else r"device: CPU \(\d+ threads\)$"
+    assert re.search(named, out.splitlines()[0])
+
+
 def test_optimizer_step_time(capsys):
     out, rows = run("optimizer_step_time", ["--quick"], capsys)
+    assert_names_device(out)
     assert {"Adam (Keras)", "keras_optim.Adam", "AdaBelief", "DiffGrad"} <= set(rows)
     assert rows["Adam (Keras)"]["wall"] == "1.00"
     memory = dict(re.findall(r"^(\S.*?)\s+(\d+\.\d\d)$", out, re.M))
@@ -38,8 +46,18 @@ def test_coordinate_clip_step_time(capsys):
 
 def test_training_step_time(capsys):
     out, rows = run("training_step_time", ["--quick", "--models", "MLP"], capsys)
+    assert_names_device(out)
     assert {"Adam (Keras)", "DiffGrad", "Adam + clip 0.5, fast"} <= set(rows)
     assert "MLP 8 x 64" in out
+
+
+@pytest.mark.skipif(KERAS3, reason="tf.keras 2.14's ignore_class does not compile under XLA")
+def test_training_step_time_transformer(capsys):
+    """The character transformer's masked loss compiles under XLA on tf.keras 2.14 too."""
+    out, rows = run("training_step_time", ["--quick", "--models", "char", "--optimizers", "DiffGrad"],
+                    capsys)
+    assert {"Adam (Keras)", "DiffGrad"} <= set(rows)
+    assert re.search(r"^target DiffGrad <= 1\.03x: \d+\.\d\d by (CPU|wall) time", out, re.M)
 
 
 def test_jax_vs_optax_refuses_other_backends():
