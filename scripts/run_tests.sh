@@ -3,21 +3,65 @@
 #   .venv      Keras 3 / TensorFlow 2.21: the optimizers and examples (TFF tests skip there)
 #   .venv-tff  tf.keras 2.14 / TFF 0.87: the optimizers again, and everything federated
 #   .venv-jax  Keras 3 on JAX, no TensorFlow: the optimizer tests (those needing TensorFlow skip)
+# The three suites run at once (each is mostly one busy Python thread, and the machine has more
+# than one core), each into its own log in build/test-logs/; a suite's log is printed whole when
+# it ends, so that their outputs do not interleave.
 # Extra arguments go to every pytest run (e.g. -k adabelief).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_envs.sh || exit 1
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2} PYTHONDONTWRITEBYTECODE=1
+LOGS=build/test-logs
+mkdir -p "$LOGS"
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/keras-optim-tests.XXXXXX")
+
+declare -A suite=() title=()  # pid -> environment; environment -> heading
+start_suite() {  # start_suite VENV HEADING [VAR=VALUE...] PYTEST_ARGS...: in the background
+  local venv=$1 log="$LOGS/${1#.}.log"
+  title[$venv]=$2; shift 2
+  local vars=()
+  while [[ ${1:-} == *=* && ${1:-} != -* ]]; do vars+=("$1"); shift; done
+  echo "[tests] ${title[$venv]}: running (log: $log)"
+  # Its own process group, so that stopping it stops what its tests started; its own temporary
+  # folder, so that the suites never clean up each other's.
+  set -m
+  env ${vars[@]+"${vars[@]}"} "$venv/bin/python" -m pytest "$@" -p no:cacheprovider \
+    --basetemp "$scratch/${venv#.}" ${EXTRA[@]+"${EXTRA[@]}"} >"$log" 2>&1 </dev/null &
+  set +m
+  suite[$!]=$venv
+}
+
+stray_workers() {  # TFF worker_binary processes that outlived their Python (they hold stdout)
+  pgrep -f "$PWD/.venv-tff/.*worker_binary"
+}
+
+stop_suites() {
+  local pid
+  for pid in "${!suite[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
+  wait
+  stray_workers >/dev/null && pkill -f "$PWD/.venv-tff/.*worker_binary"
+  rm -rf "$scratch"
+}
+trap 'stop_suites; echo "[tests] interrupted: the logs so far are in $LOGS/"; exit 130' INT TERM
+
+EXTRA=("$@")
+start_suite .venv "tests on Keras 3 (.venv)" tests
+start_suite .venv-tff "tests on tf.keras 2.14 + TFF 0.87 (.venv-tff)" tests
+start_suite .venv-jax "tests on Keras 3 + JAX (.venv-jax)" KERAS_BACKEND=jax \
+  tests/optimizers tests/backends tests/test_packaging.py
+
 status=0
-echo "== tests on Keras 3 (.venv) =="
-.venv/bin/python -m pytest tests -p no:cacheprovider "$@" || status=$?
-echo "== tests on tf.keras 2.14 + TFF 0.87 (.venv-tff) =="
-.venv-tff/bin/python -m pytest tests -p no:cacheprovider "$@" || status=$?
-echo "== tests on Keras 3 + JAX (.venv-jax) =="
-KERAS_BACKEND=jax .venv-jax/bin/python -m pytest tests/optimizers tests/backends tests/test_packaging.py \
-  -p no:cacheprovider "$@" || status=$?
+while [ ${#suite[@]} -gt 0 ]; do
+  code=0; wait -n -p pid "${!suite[@]}" || code=$?
+  venv=${suite[$pid]}; unset "suite[$pid]"
+  echo "== ${title[$venv]} =="
+  cat "$LOGS/${venv#.}.log"
+  [ $code -eq 0 ] || status=$code
+done
+trap - INT TERM
+rm -rf "$scratch"
 # A TFF worker_binary that outlived its Python holds our stdout open: none may remain.
-if pgrep -f "$PWD/.venv-tff/.*worker_binary" >/dev/null; then
+if stray_workers >/dev/null; then
   echo "stray TFF worker_binary processes remain:"; pgrep -af "$PWD/.venv-tff/.*worker_binary"
   pkill -f "$PWD/.venv-tff/.*worker_binary"; status=1
 fi

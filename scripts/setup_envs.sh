@@ -4,6 +4,8 @@
 #   .venv-tff  tensorflow 2.14.1 + tensorflow-federated 0.87.0  (TFF simulations; tf.keras 2.14)
 #   .venv-jax  keras 3 + jax (CPU), no TensorFlow               (Keras 3 on JAX; KERAS_BACKEND=jax)
 # Idempotent: an environment whose requirements have not changed since it was built is left alone.
+# The three are built at once (pip waits on the registry and the disk more than on the CPU), each
+# writing its pip output to DIR/setup.log; the first that fails stops the others and is named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -13,24 +15,56 @@ pip_quiet() {  # pip, without the registry mirror's noise about absent local fol
   { "$@" 2>&1; } | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 }
 
-build_env() {  # build_env DIR REQS [NODEPS_REQS]
+wanted_stamp() {  # wanted_stamp REQS [NODEPS_REQS]: what the environment is built from
+  cat "$@" setup.py | sha256sum | cut -d' ' -f1
+}
+
+build_env() {  # build_env DIR REQS [NODEPS_REQS]; its output goes to DIR/setup.log
   local dir=$1 reqs=$2 nodeps=${3:-}
-  local stamp="$dir/.requirements.sha" want
-  want=$(cat "$reqs" ${nodeps:+"$nodeps"} setup.py | sha256sum | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    echo "[setup] $dir is up to date"; return
-  fi
-  echo "[setup] building $dir from $reqs"
   [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
   pip_quiet "$dir/bin/python" -m pip install -q --upgrade pip
   pip_quiet "$dir/bin/python" -m pip install -q -r "$reqs"
   # TFF's own metadata pins jax 0.4.14, which is no longer served: its real needs are in $reqs.
   [ -z "$nodeps" ] || pip_quiet "$dir/bin/python" -m pip install -q --no-deps -r "$nodeps"
   pip_quiet "$dir/bin/python" -m pip install -q --no-deps -e .
-  echo "$want" > "$stamp"
+  wanted_stamp "$reqs" ${nodeps:+"$nodeps"} > "$dir/.requirements.sha"
 }
 
-build_env .venv requirements/keras3.txt
-build_env .venv-tff requirements/tff.txt requirements/tff-nodeps.txt
-build_env .venv-jax requirements/jax.txt
+declare -A building=()  # pid -> environment directory
+stop_builds() {
+  local pid
+  for pid in "${!building[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+}
+trap 'stop_builds; exit 130' INT TERM
+
+start_build() {  # start_build DIR REQS [NODEPS_REQS]: in the background unless up to date
+  local dir=$1 stamp="$1/.requirements.sha"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(wanted_stamp "${@:2}")" ]; then
+    echo "[setup] $dir is up to date"; return
+  fi
+  mkdir -p "$dir"
+  echo "[setup] building $dir from $2 (log: $dir/setup.log)"
+  # Its own process group, so that stopping it stops its pip too.
+  set -m
+  ( set +m; SECONDS=0; build_env "$@" >"$dir/setup.log" 2>&1
+    echo "[setup] built in ${SECONDS}s" >>"$dir/setup.log" ) &
+  set +m
+  building[$!]=$dir
+}
+
+start_build .venv requirements/keras3.txt
+start_build .venv-tff requirements/tff.txt requirements/tff-nodeps.txt
+start_build .venv-jax requirements/jax.txt
+while [ ${#building[@]} -gt 0 ]; do
+  status=0; wait -n -p done_pid "${!building[@]}" || status=$?
+  dir=${building[$done_pid]}; unset "building[$done_pid]"
+  if [ $status -ne 0 ]; then
+    stop_builds
+    echo "[setup] building $dir failed (exit $status): see $dir/setup.log" >&2
+    tail -n 15 "$dir/setup.log" | sed 's/^/  /' >&2
+    exit 1
+  fi
+  echo "[setup] $dir ready: $(tail -n 1 "$dir/setup.log" | sed 's/^\[setup\] //')"
+done
+trap - INT TERM
 bash scripts/fetch_data.sh
