@@ -231,7 +231,7 @@ def main():
     for scheme in args.schemes:
         for workers in args.workers:
             if (scheme, low, workers) in rates and (scheme, high, workers) in rates and low != high:
-                print(f"{scheme}{f' on {workers} workers' if workers else ''}: cost per update at M={high} / "
+                print(f"{scheme}{f' on {workers} worker(s)' if workers else ''}: cost per update at M={high} / "
                       f"at M={low}: wall {rates[scheme, low, workers] / rates[scheme, high, workers]:.2f}x, "
                       f"CPU {cpu_costs[scheme, high, workers] / cpu_costs[scheme, low, workers]:.2f}x (target <= 1.2x)")
         for m in args.clients:
