@@ -42,12 +42,3 @@ def test_matches_optax_every_step(name):
 @pytest.mark.parametrize("name", ["AdaBelief-weight_decay", "Adam-epsilon_0"])
 def test_matches_optax_inside_xla(name):
     _run(CASES[name], xla_applier())
-
-
-def test_keras_epsilon_is_not_optax_eps():
-    """Why Adam's cases have epsilon 0: with Keras' epsilon (added outside the bias correction)
-    equal to optax's eps, the trajectories part; the fixture would catch a change of placement."""
-    case = dict(CASES["Adam-epsilon_0"], keras_args=dict(CASES["Adam-epsilon_0"]["keras_args"],
-                                                        epsilon=1e-3))
-    with pytest.raises(AssertionError, match="differs from optax"):
-        _run(case, apply_eagerly)
