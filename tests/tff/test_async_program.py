@@ -63,3 +63,26 @@ def test_iterators_at_other_steps_or_data_are_not_equal():
     assert data_source.iterator() != source("synthetic", True).iterator()
     with pytest.raises(ValueError, match="not the bytes"):
         ScheduleDataSourceIterator.from_bytes((9).to_bytes(8, "little") + b'{"a": 1}')
+
+
+def test_the_command_lines_state_manager_keeps_tffs_contract(tmp_path):
+    """``CheckpointStateManager`` (the command line's checkpoints as a ``tff.program``
+    ``ProgramStateManager``): versions, load of any kept version, load_latest, missing version."""
+    import asyncio
+
+    from tff_experiments.asynchronous.run_outputs import CheckpointStateManager
+    from tff_experiments.program.checkpoints import Checkpointer
+
+    manager = CheckpointStateManager(Checkpointer(tmp_path, every=1, keep=3, config={"a": 1}))
+    template = {"step": np.int64(0), "w": np.zeros(3, np.float32)}
+    assert asyncio.run(manager.get_versions()) is None
+    assert asyncio.run(manager.load_latest(template)) == (None, 0) and manager.resumed_from is None
+    for version in (1, 2, 3):
+        asyncio.run(manager.save({"step": np.int64(version), "w": np.full(3, version, np.float32)}, version))
+    assert asyncio.run(manager.get_versions()) == [1, 2, 3]
+    loaded = asyncio.run(manager.load(2, template))
+    assert int(loaded["step"]) == 2 and np.array_equal(loaded["w"], np.full(3, 2, np.float32))
+    latest, version = asyncio.run(manager.load_latest(template))
+    assert version == 3 == manager.resumed_from and int(latest["step"]) == 3
+    with pytest.raises(tff.program.ProgramStateNotFoundError):
+        asyncio.run(manager.load(7, template))
