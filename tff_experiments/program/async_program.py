@@ -13,8 +13,10 @@ state determine every later step.
 It is a coroutine, as TFF's: ``asyncio.run(train_asynchronous_model(...))``. It runs in TFF's
 synchronous execution contexts (the default local one, or executor services on other machines:
 ``tff_experiments.asynchronous.remote``), one server step at a time
-(``AsynchronousDriver.run_step``, the step every run of this project takes). TFF 0.87's ``tff.program.NativeFederatedContext`` does not take
-it yet: it rebuilds a ``CLIENTS`` argument from the parameter type and turns a list of
+(``AsynchronousDriver.run_step``, the step every run of this project takes). The command line
+``python -m tff_experiments.asynchronous`` is this function with the release managers of
+``tff_experiments.asynchronous.run_outputs``. TFF 0.87's ``tff.program.NativeFederatedContext``
+does not take it yet: it rebuilds a ``CLIENTS`` argument from the parameter type and turns a list of
 structured client values (here the stale models with their data) into one structure
 (``InvalidNonAllEqualValueError``); TFF's own ``train_model`` only passes data-source values there.
 
@@ -41,7 +43,8 @@ class ScheduleDataSourceIterator(tff.program.FederatedDataSourceIterator):
     ``to_bytes`` / ``from_bytes`` (TFF's ``Serializable`` contract, as its own iterators) hold
     everything that determines the remaining selections: the next step, the schedule, the batch
     settings and the clients' data, a generated data set by its settings
-    (``SyntheticClientData.config()``), any other by its clients' arrays.
+    (``SyntheticClientData.config()``), any other by its clients' arrays (elements: a mapping of
+    fields, as the project's ``ClientData``).
     """
 
     def __init__(self, source, next_step=0):
