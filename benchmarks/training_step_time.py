@@ -79,7 +79,8 @@ def transformer_batch(seq_len, rng):
     if KERAS3:
         return x, y
     # tf.keras 2.14 masks ``ignore_class`` with a boolean_mask, which XLA cannot compile
-    # (dynamic shape); the padding mask as sample weights is the same loss there.
+    # (dynamic shape); the padding mask as sample weights does the same work, and with no PAD
+    # in the batch gives the same loss.
     return x, y, (y != PAD).astype("float32")
 
 
