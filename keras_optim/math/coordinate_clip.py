@@ -21,12 +21,13 @@ SGD's momentum; Adam's first moment only, the second moment sees the raw gradien
 Two ways to find :math:`|g|_{(k)}`, neither of which sorts (a sort of 10M values under XLA on
 CPU costs about 100 optimizer updates):
 
-- ``exact_threshold``: ``select_descending`` over all :math:`N` magnitudes (counted in place,
-  variable by variable): a bracketing search on the value that counts the magnitudes above one
-  probe per pass (secant steps on the counts, bisection as the safeguard), started from two
-  order statistics of the sample below. Exact, about 5 to 10 counting passes over the
-  gradient (about 4-5x an Adam update at 10M on CPU; see
-  ``benchmarks/coordinate_clip_step_time.py`` and ``docs/coordinate_clipping.md``).
+- ``exact_threshold``: up to ``SORTED_SIZE`` (4096) coordinates, a sort; beyond,
+  ``search_descending`` over all :math:`N` magnitudes (counted in place, variable by
+  variable): a bracketing search on the value that counts the magnitudes above four probes
+  per pass (packed in 6-bit fields of one float32 per row of 32), started from four order
+  statistics of a lattice sample of 4096 about the target and then placing its probes around
+  the interpolated crossing of the counts. Exact, about 5 to 7 passes over the gradient at
+  10M (``benchmarks/coordinate_clip_step_time.py`` and ``docs/coordinate_clipping.md``).
 - ``sampled_threshold`` (the "fast" mode): the same order statistic of a sample of
   ``sample_size`` magnitudes, :math:`\hat\tau = c\,|s|_{(\lfloor S p \rfloor)}`. The sample is
   stratified (each variable contributes in proportion to its size) and, inside a variable of
@@ -41,6 +42,7 @@ CPU costs about 100 optimizer updates):
   :math:`S=4096`; :math:`S` grows to 65536 for small :math:`p`);
   ``docs/coordinate_clipping.md`` reports what it is on real gradients. When :math:`N \le S` the sample is every coordinate and the fast mode is exact.
 """
+import functools
 import math
 
 import numpy as np
@@ -109,7 +111,13 @@ def _magnitudes(gradient, dtype):
     return ops.reshape(ops.abs(ops.cast(gradient, dtype)), (-1,))
 
 
+# Arrays of at most this many values are selected from by sorting them (a sort of 4096 floats
+# under XLA on CPU costs about a third of one counting pass over 10M).
+SORTED_SIZE = 4096
 _ROW = 1024
+# Four probes are counted in one pass: per row of 32 values, each count (0 to 32) takes 6 bits
+# of one float32 (24 bits), and the row sums are exact.
+_PROBES, _PACKED_ROW, _FIELD = 4, 32, 64
 
 
 def _sum_rows(terms, dtype):
@@ -128,34 +136,61 @@ def _sum_rows(terms, dtype):
     return ops.matmul(ops.cast(body, dtype), ops.ones((_ROW, 1), dtype=dtype)), tail
 
 
-def _count(mask, count_dtype):
-    """The number of True in a 1-D boolean tensor: each row's count (at most 1024) is exact in
-    float32, and the row counts are added as integers."""
-    per_row, tail = _sum_rows(mask, "float32" if KERAS3 else count_dtype)
-    total = ops.cast(tail, count_dtype)
-    if per_row is not None:
-        total = total + ops.sum(ops.cast(per_row, count_dtype))
-    # Cast back: a sum of int32 is int64 under JAX's 64-bit mode (`jax_enable_x64`), and the
-    # search loop's counts must keep one dtype.
-    return ops.cast(total, count_dtype)
+def _counts_above(pieces, probes, count_dtype):
+    r"""``[#{v > p} for p in probes]`` (at most four probes) in one pass over each piece: every
+    value adds :math:`\sum_j [v > p_j]\,64^j` to its row of 32, so that a row's sum (below
+    :math:`2^{24}`, exact in float32 in any order) holds the row's four counts in 6-bit fields.
+    One element-wise expression summed by rows: the four counts cost about one pass."""
+    totals = [None] * len(probes)
+
+    def add(j, count):
+        count = ops.cast(count, count_dtype)
+        totals[j] = count if totals[j] is None else totals[j] + count
+
+    for values in pieces:
+        size = static_size(values)
+        rows = size // _PACKED_ROW
+        split = rows * _PACKED_ROW
+        if rows:
+            body = values[:split] if split < size else values
+            packed = None
+            for j, probe in enumerate(probes):
+                term = ops.cast(body > probe, "float32") * float(_FIELD**j)
+                packed = term if packed is None else packed + term
+            per_row = ops.cast(ops.sum(ops.reshape(packed, (rows, _PACKED_ROW)), axis=1), "int32")
+            for j in range(len(probes)):
+                add(j, ops.sum((per_row // _FIELD**j) % _FIELD))
+        if split < size:
+            for j, probe in enumerate(probes):
+                add(j, ops.sum(ops.cast(values[split:] > probe, count_dtype)))
+    # A sum of int32 is int64 under JAX's 64-bit mode: the search loop's counts keep one dtype.
+    return [ops.cast(total, count_dtype) for total in totals]
 
 
-def _count_above(pieces, threshold, count_dtype):
-    counts = [_count(values > threshold, count_dtype) for values in pieces]
-    return sum(counts[1:], counts[0])
-
-
-def _only_value(pieces, lo, hi):
-    """The value in ``(lo, hi]``, for pieces holding exactly one there: a sum of that value and
-    zeros, exact in any order."""
+def _only_value(pieces, lo, hi, single):
+    """The value in ``(lo, hi]`` when ``single`` (the pieces hold exactly one there: a sum of
+    that value and zeros, exact in any order), else 0; plus every NaN and infinity, so that the
+    result is non-finite when any value is (XLA's max would skip NaN)."""
     total = None
     for values in pieces:
         dtype = dtype_name(values.dtype)
-        inside = ops.logical_and(values > lo, values <= hi)
-        per_row, tail = _sum_rows(ops.where(inside, values, ops.cast(0.0, dtype)), dtype)
+        values = ops.abs(values)
+        inside = ops.logical_and(single, ops.logical_and(values > lo, values <= hi))
+        non_finite = ops.logical_not(values <= np.finfo(dtype).max)
+        keep = ops.logical_or(inside, non_finite)
+        per_row, tail = _sum_rows(ops.where(keep, values, ops.cast(0.0, dtype)), dtype)
         piece = tail if per_row is None else tail + ops.sum(per_row)
         total = piece if total is None else total + piece
     return total
+
+
+def _unit(lo, hi):
+    """A power of two that takes ``hi`` above the square root of the smallest normal number:
+    probes are computed on values multiplied by it, so that no difference of two nearby tiny
+    values is flushed to zero (as CPUs do with subnormal numbers); dividing back is exact."""
+    tiny = np.finfo(dtype_name(hi.dtype))
+    half = 2.0 ** (-(int(np.log2(tiny.tiny)) // 2))
+    return ops.where(hi < 1.0 / half, hi * 0.0 + half, hi * 0.0 + 1.0)
 
 
 def _next_probe(lo, hi):
@@ -164,49 +199,178 @@ def _next_probe(lo, hi):
     zero = lo * 0.0
     down = hi * 2.0**-32
     from_zero = ops.where(down > zero, down, hi * 0.5)
-    geometric = ops.sqrt(lo) * ops.sqrt(hi)
-    arithmetic = lo + (hi - lo) * 0.5
-    inside = ops.where(hi > 4.0 * lo, geometric, arithmetic)
+    unit = _unit(lo, hi)
+    scaled_lo, scaled_hi = lo * unit, hi * unit
+    geometric = ops.sqrt(scaled_lo) * ops.sqrt(scaled_hi)
+    arithmetic = scaled_lo + (scaled_hi - scaled_lo) * 0.5
+    inside = ops.where(scaled_hi > 4.0 * scaled_lo, geometric, arithmetic) / unit
     return ops.where(lo < zero, zero, ops.where(ops.equal(lo, zero), from_zero, inside))
 
 
-def select_descending(values, rank, guesses=()):
+def _below(value):
+    """The largest number below a positive normal ``value`` (``value`` times 1 - eps/2 rounds
+    there)."""
+    unit = _unit(value, value)
+    return value * unit * (1.0 - float(np.finfo(dtype_name(value.dtype)).epsneg)) / unit
+
+
+# Where the secant pass puts its four probes around the interpolated value, in standard
+# deviations of the interpolation's error in rank: five intervals of 1.8 sd, 0.7% outside.
+_SPREAD = (-2.7, -0.9, 0.9, 2.7)
+
+
+def _probes(lo, hi, c_lo, c_hi, k, interpolate):
+    r"""Four probes in ``(lo, hi)``. Interpolating: where the count function, drawn between the
+    ends, crosses :math:`k + \tfrac12 + z\sigma` for :math:`z = \pm 0.9, \pm 2.7`, with
+    :math:`\sigma = \sqrt{m t (1-t)} + \tfrac12` values (:math:`m = c_{lo} - c_{hi}` values in
+    the bracket, :math:`t` the share of them above the target): the counts of values scattered
+    at random in a narrow bracket deviate from the line like a Brownian bridge. The line is
+    drawn in log-log coordinates (exact for a power-law tail, and the same as a straight line
+    in a narrow bracket) when both ``lo`` and :math:`c_{hi}` are positive, straight otherwise;
+    with 16 values or fewer left, the probes cut the bracket evenly. Otherwise (the last
+    interpolation missed: an end did not move) the bracket is cut in three
+    (``_next_probe``: across orders of magnitude while they are many) and ``hi`` is tried
+    against the number below it."""
+    dtype = dtype_name(lo.dtype)
+    unit = _unit(lo, hi)
+    base, top = ops.maximum(lo, lo * 0.0) * unit, hi * unit
+    width = top - base
+    f_lo, f_hi = ops.cast(c_lo, dtype), ops.cast(c_hi, dtype)
+    m = f_lo - f_hi
+    target = ops.cast(k, dtype) + 0.5
+    share = (f_lo - target) / m
+    sd = ops.sqrt(m * share * (1.0 - share)) + 0.5
+    logarithmic = ops.logical_and(base > 0.0, f_hi > 0.0)
+    safe_base = ops.where(logarithmic, base, top)
+    safe_hi = ops.where(logarithmic, f_hi, f_lo)
+    log_width = ops.log1p(width / safe_base)
+    log_counts = ops.log1p(m / safe_hi)
+    few = m <= 4.0 * _PROBES
+
+    def at(count):  # the value where the drawn count function equals `count`
+        count = ops.minimum(ops.maximum(count, f_hi), f_lo)
+        linear = base + width * ((f_lo - count) / m)
+        log_share = ops.log1p((f_lo - count) / ops.maximum(count, safe_hi * 0.0 + 0.5)) / log_counts
+        power = base + base * ops.expm1(log_share * log_width)
+        return ops.where(logarithmic, power, linear) / unit
+
+    secant = at(target)
+    usable = ops.logical_and(interpolate, ops.logical_and(secant > lo, secant < hi))
+    middle = _next_probe(lo, hi)
+    # Cut in four, the last probe just below hi: it ends the search at once when hi is a
+    # value held by many coordinates (ties) and the target is among them.
+    quarters = (_next_probe(lo, middle), middle, _next_probe(middle, hi), _below(hi))
+    probes = []
+    for j, (z, quarter) in enumerate(zip(_SPREAD, quarters)):
+        even = (base + width * ((j + 1) / (_PROBES + 1))) / unit
+        spread = ops.where(few, even, at(target - z * sd))
+        near = ops.minimum(ops.maximum(spread, lo), hi)
+        probes.append(ops.where(usable, near, quarter))
+    return probes, usable
+
+
+def _narrow(lo, hi, c_lo, c_hi, probes, counts, k):
+    """The bracket tightened by counted probes: the highest probe with more than ``k`` values
+    above it becomes ``lo``, the lowest with at most ``k`` becomes ``hi``."""
+    for probe, count in zip(probes, counts):
+        high = count <= k
+        to_hi = ops.logical_and(high, probe < hi)
+        to_lo = ops.logical_and(ops.logical_not(high), probe > lo)
+        hi, c_hi = ops.where(to_hi, probe, hi), ops.where(to_hi, count, c_hi)
+        lo, c_lo = ops.where(to_lo, probe, lo), ops.where(to_lo, count, c_lo)
+    return lo, hi, c_lo, c_hi
+
+
+def _maximum(scalars):
+    return functools.reduce(ops.maximum, scalars)
+
+
+def _minimum(scalars):
+    return functools.reduce(ops.minimum, scalars)
+
+
+def _pieces(values):
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
+def _select_by_sort(pieces, rank):
+    everything = ops.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+    size = static_size(everything)
+    answer = ops.take(ops.sort(everything), size - 1 - rank, axis=0)
+    dtype = dtype_name(everything.dtype)
+    non_finite = ops.sum(ops.cast(ops.logical_not(everything <= np.finfo(dtype).max), "int32"))
+    return ops.where(non_finite > 0, answer * 0.0 + float("inf"), answer)
+
+
+def select_descending(values, rank):
     r"""``sorted(values, descending)[rank]`` for a 1-D tensor of non-negative values (or a list
-    of them, taken as their concatenation, which is never built), exactly, without sorting.
+    of them, taken as their concatenation), exactly: up to ``SORTED_SIZE`` values are sorted;
+    beyond, ``search_descending`` counts, started from order statistics of every
+    :math:`n/4096`-th value. A NaN or an infinity among the values gives an infinite result
+    (clipping at it changes nothing), the same eagerly and under XLA."""
+    pieces = _pieces(values)
+    size = sum(static_size(v) for v in pieces)
+    if size <= SORTED_SIZE:
+        return _select_by_sort(pieces, rank)
+    everything = ops.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+    stride = size // SORTED_SIZE
+    sample = ops.take(everything, ops.arange(0, stride * SORTED_SIZE, stride), axis=0)
+    return search_descending(pieces, rank, *sample_order_statistics(sample, size, rank))
+
+
+def sample_order_statistics(sample, size, rank):
+    r"""Order statistics of a ``sample`` of values drawn from ``size`` values, about the sample
+    rank matching ``rank``, in sample standard deviations of that rank (binomial):
+
+    - four at :math:`\pm 0.9` and :math:`\pm 2.7`, so that the first pass leaves the target in
+      a bracket of about 1.8 standard deviations of the population's rank
+      (:math:`\sqrt{p(1-p)/S}\,N`);
+    - four above (at -5 and -15, the sample's maximum and 8 times it) and four below (+5,
+      +15, the minimum and 0), counted only if the target lies beyond the first four.
+
+    Returns ``(near, (above, below))``, the arguments of ``search_descending``."""
+    sampled = static_size(sample)
+    share = min(max(int(rank) / size, 0.0), 1.0)
+    centre = share * sampled
+    sd = math.sqrt(sampled * share * (1.0 - share)) + 1.0
+    ascending = ops.sort(sample)
+
+    def at(z):  # the sample's order statistic z standard deviations below the target's rank
+        return ascending[sampled - 1 - min(max(int(round(centre + z * sd)), 0), sampled - 1)]
+
+    top, bottom = ascending[sampled - 1], ascending[0]
+    above = [at(-5.0), at(-15.0), top, top * 8.0]
+    below = [at(5.0), at(15.0), bottom, bottom * 0.0]
+    return [at(z) for z in _SPREAD], (above, below)
+
+
+def search_descending(values, rank, guesses=(), fallback=None):
+    r"""``sorted(|values|, descending)[rank]`` by counting, for any number of values (a 1-D
+    tensor or a list of them, counted in place: their concatenation is never built).
 
     A bracket ``lo < hi`` keeps :math:`c_{lo} = \#\{v > lo\} > k \ge c_{hi} = \#\{v > hi\}`
-    (:math:`k` = ``rank``); each step counts the values above one probe, in one fused pass, and
-    moves an end there. The probe interpolates the counts linearly between the ends (a
-    secant step on the empirical distribution, aimed between :math:`k` and :math:`k+1`), or
-    bisects (geometrically across orders of magnitude) when the last interpolation did not
-    halve :math:`c_{lo} - c_{hi}`. It starts from the largest finite number and stops when one
-    value lies in ``(lo, hi]`` (:math:`c_{lo} - c_{hi} = 1`, so :math:`c_{hi} = k`: that value
-    is the answer, read off by one masked sum) or when no number lies between ``lo`` and ``hi``
-    (the answer is ``hi``). ``guesses`` (e.g. order statistics of a sample around the target)
-    tighten the bracket before the search. Counts and the masked sum are products with a
-    vector of ones (``_sum_rows``), the fastest full pass XLA's CPU backend offers.
-
-    A NaN or an infinity among the values gives an infinite result (clipping at it changes
-    nothing), the same eagerly and under XLA (whose max would skip NaN).
+    (:math:`k` = ``rank``). Each pass counts the values above four probes at once
+    (``_counts_above``) and moves the ends to the tightest of them. The first pass counts the
+    ``guesses`` (e.g. order statistics of a sample around the target); the next put the probes
+    around the secant estimate (``_probes``), or cut the bracket in four when the last secant
+    pass missed (the target outside its probes); while the target is beyond all the guesses,
+    the ``fallback`` probes (four above, four below) come first. It starts from ``(-1, largest
+    finite number)`` and stops when one value lies in ``(lo, hi]`` (:math:`c_{lo} - c_{hi} = 1`,
+    so :math:`c_{hi} = k`: that value is the answer, read off by one masked sum) or when no
+    number lies between ``lo`` and ``hi`` (the answer is ``hi``). A NaN or an infinity among
+    the values gives an infinite result, found by the same masked sum.
     """
-    pieces = list(values) if isinstance(values, (list, tuple)) else [values]
+    pieces = _pieces(values)
     dtype = dtype_name(pieces[0].dtype)
     size = sum(static_size(v) for v in pieces)
     count_dtype = "int32" if size < 2**31 else "int64"
     k = ops.cast(rank, count_dtype)
-    largest = np.finfo(dtype).max
-    # NaN and infinities fail `v <= largest` (XLA's max would skip NaN): counted, not searched.
-    non_finite = sum(_count(ops.logical_not(v <= largest), count_dtype) for v in pieces)
-    hi = ops.cast(largest, dtype)
-    lo = hi * 0.0 - 1.0
+    largest = ops.cast(np.finfo(dtype).max, dtype)
+    hi, lo = largest, largest * 0.0 - 1.0
     c_lo, c_hi = ops.cast(size, count_dtype), ops.cast(0, count_dtype)
-    for guess in guesses:
-        count = _count_above(pieces, guess, count_dtype)
-        high = count <= k
-        to_hi = ops.logical_and(high, guess < hi)
-        to_lo = ops.logical_and(ops.logical_not(high), guess > lo)
-        hi, c_hi = ops.where(to_hi, guess, hi), ops.where(to_hi, count, c_hi)
-        lo, c_lo = ops.where(to_lo, guess, lo), ops.where(to_lo, count, c_lo)
+    # Up to four guesses, counted in the loop's first pass (where the counts run fastest).
+    guesses = [ops.cast(g, dtype) for g in guesses][:_PROBES]
+    guesses += guesses[-1:] * (_PROBES - len(guesses))
 
     def searching(lo, hi, c_lo, c_hi, interpolate):
         probe = _next_probe(lo, hi)
@@ -214,35 +378,39 @@ def select_descending(values, rank, guesses=()):
         return ops.logical_and(room, ops.not_equal(c_lo - c_hi, 1))
 
     def step(lo, hi, c_lo, c_hi, interpolate):
-        base = ops.maximum(lo, lo * 0.0)
-        share = (ops.cast(c_lo - k, lo.dtype) - 0.5) / ops.cast(c_lo - c_hi, lo.dtype)
-        secant = base + (hi - base) * share
-        usable = ops.logical_and(interpolate, ops.logical_and(secant > lo, secant < hi))
-        probe = ops.where(usable, secant, _next_probe(lo, hi))
-        count = _count_above(pieces, probe, count_dtype)
-        high = count <= k
-        new_lo, new_c_lo = ops.where(high, lo, probe), ops.where(high, c_lo, count)
-        new_hi, new_c_hi = ops.where(high, probe, hi), ops.where(high, count, c_hi)
-        halved = 2 * (new_c_lo - new_c_hi) <= c_lo - c_hi
-        return new_lo, new_hi, new_c_lo, new_c_hi, ops.logical_or(ops.logical_not(usable), halved)
+        probes, usable = _probes(lo, hi, c_lo, c_hi, k, interpolate)
+        open_above, open_below = hi >= largest, lo < 0.0
+        if fallback is not None:  # the target beyond the guesses: farther ones first
+            above, below = ([ops.cast(g, dtype) for g in side] for side in fallback)
+            use_above = ops.logical_and(open_above, _maximum(above) > lo)
+            use_below = ops.logical_and(open_below, _minimum(below) < hi)
+            probes = [ops.where(use_above, a, ops.where(use_below, b, p))
+                      for a, b, p in zip(above, below, probes)]
+            usable = ops.logical_or(usable, ops.logical_or(use_above, use_below))
+        if guesses:  # the first pass
+            first = ops.logical_and(open_above, open_below)
+            probes = [ops.where(first, g, p) for g, p in zip(guesses, probes)]
+            usable = ops.logical_or(usable, first)
+        # |v| times a 1 that depends on the loop: XLA would hoist |v|, an invariant, out of the
+        # loop and write it to memory (a copy of the gradient, which cost more than the
+        # counting passes at 10M); so it is fused into each pass instead.
+        one = ops.where(ops.equal(c_lo, c_lo), lo * 0.0 + 1.0, lo)
+        counts = _counts_above([ops.abs(v * one) for v in pieces], probes, count_dtype)
+        new = _narrow(lo, hi, c_lo, c_hi, probes, counts, k)
+        # A secant pass that kept an old end missed the target: cut in four next time.
+        hit = ops.logical_and(ops.not_equal(new[0], lo), ops.not_equal(new[1], hi))
+        return (*new, ops.logical_or(ops.logical_not(usable), hit))
 
     lo, hi, c_lo, c_hi, _ = ops.while_loop(
-        searching, step, (lo, hi, c_lo, c_hi, c_lo > 0), maximum_iterations=512
+        searching, step, (lo, hi, c_lo, c_hi, c_lo > 0), maximum_iterations=256
     )
     # One value in (lo, hi] (then c_hi = k: it is the answer), or none strictly between lo and
     # hi (every value in (lo, hi] equals hi).
-    answer = ops.where(ops.equal(c_lo - c_hi, 1), _only_value(pieces, lo, hi), hi)
-    return ops.where(non_finite > 0, hi * 0.0 + float("inf"), answer)  # non-finite in: no clipping
-
-
-def _sample_guesses(gradients, fraction, step, sample_size, dtype):
-    r"""Two order statistics of the lattice sample, about 3 standard deviations of the sample
-    rank on either side of :math:`\lfloor Sp \rfloor`: the exact search starts inside them."""
-    sample, sampled = _lattice_sample(gradients, step, sample_size, dtype)
-    rank = threshold_rank(sampled, fraction)
-    spread = int(math.ceil(3.0 * math.sqrt(sampled * fraction * (1.0 - fraction)))) + 1
-    upper, lower = max(rank - spread, 0), min(rank + spread, sampled - 1)
-    return select_descending(sample, lower), select_descending(sample, upper)
+    single = ops.equal(c_lo - c_hi, 1)
+    read = _only_value(pieces, lo, hi, single)
+    answer = ops.where(single, read, hi)
+    finite = read <= np.finfo(dtype).max
+    return ops.where(finite, answer, hi * 0.0 + float("inf"))  # non-finite in: no clipping
 
 
 def exact_threshold(gradients, fraction, threshold_scale=1.0, step=0, sample_size=None):
@@ -253,8 +421,8 @@ def exact_threshold(gradients, fraction, threshold_scale=1.0, step=0, sample_siz
       fraction: :math:`p \in (0, 1]`, the fraction of coordinates to clip.
       threshold_scale: :math:`c > 0`.
       step, sample_size: the lattice sample (see ``sampled_threshold``; ``None``:
-        ``fast_sample_size(fraction)``) whose order statistics start the search; the result
-        does not depend on them.
+        ``SORTED_SIZE`` values) whose order statistics start the search; the result does not
+        depend on them.
 
     Returns:
       A scalar tensor, float64 if any gradient is float64, else float32.
@@ -262,14 +430,15 @@ def exact_threshold(gradients, fraction, threshold_scale=1.0, step=0, sample_siz
     dtype = threshold_dtype(gradients)
     if fraction >= 1.0:  # as the authors: everything is clipped to zero
         return ops.cast(0.0, dtype)
-    sizes = [static_size(g) for g in gradients]
-    total = sum(sizes)
-    magnitudes = [_magnitudes(g, dtype) for g in gradients]  # counted in place, not concatenated
-    guesses = ()
-    sample_size = sample_size or fast_sample_size(fraction)
-    if total > sample_size:
-        guesses = _sample_guesses(gradients, fraction, step, sample_size, dtype)
-    tau = select_descending(magnitudes, threshold_rank(total, fraction), guesses)
+    total = sum(static_size(g) for g in gradients)
+    # Counted in place by magnitude (see `search_descending`), not concatenated.
+    flat = [ops.reshape(ops.cast(g, dtype), (-1,)) for g in gradients]
+    rank = threshold_rank(total, fraction)
+    if total <= SORTED_SIZE:
+        tau = select_descending([ops.abs(g) for g in flat], rank)
+    else:
+        sample, _ = _lattice_sample(gradients, step, sample_size or SORTED_SIZE, dtype)
+        tau = search_descending(flat, rank, *sample_order_statistics(sample, total, rank))
     return tau * ops.cast(threshold_scale, dtype)
 
 

@@ -192,21 +192,61 @@ def _selection_cases():
     + [("heavy tails", "float64"), ("60 orders of magnitude, tiny", "float64")],
 )
 def test_selection_without_sorting_equals_numpy_sort(case, dtype):
-    """First, middle and last ranks, with good, wrong and no starting guesses: the exact order
-    statistic (and the same under XLA)."""
+    """The counting search: first, middle and last ranks, with good, wrong and no starting
+    guesses, signed values in pieces: the exact order statistic (and the same under XLA); and
+    the sort that selects from small arrays."""
     values = _selection_cases()[case].astype(dtype)
     ordered = np.sort(values)[::-1]
-    select = tf.function(clip_math.select_descending)
+    search = tf.function(clip_math.search_descending)
+    signs = np.where(np.arange(values.size) % 3 == 0, -1.0, 1.0).astype(dtype)
     for rank in [0, 37, len(values) // 2, len(values) - 1]:
         expected = ordered[rank]
         near = (ordered[max(rank - 9, 0)], ordered[min(rank + 9, len(values) - 1)])
         wrong = (ordered[min(rank + 900, len(values) - 1)] * 1.5, ordered[-1])
         for guesses in [(), near, wrong]:
             guesses = [tf.constant(g, dtype) for g in guesses]
-            got = select(tf.constant(values), tf.constant(rank), guesses).numpy()
+            got = search(tf.constant(values), tf.constant(rank), guesses).numpy()
             assert got == expected, (rank, guesses)
-    compiled = tf.function(lambda v: clip_math.select_descending(v, 1234), jit_compile=True)
+        # counted by magnitude, in pieces
+        pieces = [tf.constant(values[:1000] * signs[:1000]), tf.constant(values[1000:])]
+        assert search(pieces, tf.constant(rank)).numpy() == expected, rank
+        assert clip_math.select_descending(tf.constant(values), rank).numpy() == expected
+    compiled = tf.function(lambda v: clip_math.search_descending(v, 1234), jit_compile=True)
     assert compiled(tf.constant(values)).numpy() == ordered[1234]
+
+
+@pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
+def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
+    """Above ``SORTED_SIZE`` coordinates the threshold is searched from the sample's order
+    statistics: the exact order statistic at every fraction and step, eager and under XLA."""
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_t(2, size=s) for s in [(60, 100), (3001,), (7, 11, 13)]]
+    if case == "ties and zeros":
+        grads = [np.round(g, 1) * (rng.random(g.shape) < 0.7) for g in grads]
+    grads = [g.astype("float32") for g in grads]
+    ordered = np.sort(np.abs(np.concatenate([g.ravel() for g in grads])))[::-1]
+    assert ordered.size > clip_math.SORTED_SIZE
+    constants = [tf.constant(g) for g in grads]
+    for fraction in [1e-3, 0.5, 0.999]:
+        compiled = tf.function(
+            lambda gs, t: clip_math.exact_threshold(gs, fraction, step=t), jit_compile=True)
+        for step in range(2):
+            expected = ordered[int(ordered.size * fraction)]
+            t = tf.constant(step, tf.int64)
+            assert clip_math.exact_threshold(constants, fraction, step=t).numpy() == expected
+            assert compiled(constants, t).numpy() == expected
+
+
+def test_search_falls_back_when_the_target_is_beyond_the_guesses():
+    """Guesses all above (or all below) the target: the fallback probes, then the search."""
+    values = np.abs(np.random.default_rng(4).standard_t(3, size=20000)).astype("float32")
+    ordered = np.sort(values)[::-1]
+    rank = 10000
+    above = [tf.constant(ordered[r]) for r in (10, 100, 1000, 5000)]
+    below = [tf.constant(ordered[r]) for r in (19000, 18000, 15000, 12000)]
+    for guesses in (above, below):
+        got = clip_math.search_descending(tf.constant(values), rank, guesses, (above, below))
+        assert got.numpy() == ordered[rank]
 
 
 def test_clip_keeps_small_coordinates_and_cuts_large_ones():
