@@ -1,0 +1,264 @@
+r"""FedAvg, async FedAvg, FedFix and FedBuff on Synthetic(1, 1) at M = 100 and 1,000 clients,
+through the command line (run in .venv-tff).
+
+Fraboni, Vidal, Kameni, Lorenzi (JMLR 2023, arXiv 2206.10189) compare the schemes with M = 100
+clients; ``examples/async_fl_comparison.py`` does it on digits with M = 20 and 50, where the data
+stop. Here the data are Li et al.'s Synthetic(alpha, beta) (``--dataset synthetic``, any number of
+clients) and every run is one ``python -m tff_experiments.asynchronous`` command, so each curve
+can be reproduced, resumed or inspected (``metrics.csv``, ``events.csv``) on its own:
+
+    .venv-tff/bin/python examples/async_synthetic_comparison.py --clients 100 --horizon 20 \
+        --lr FedAvg=0.03 Async=0.0001 FedFix=0.01 FedBuff=0.001 --figures docs/img
+
+runs, for each scenario (F-0, F-80) and scheme, the command it prints into
+``OUT/M<M>-<scenario>-<scheme>/`` unless that folder holds a finished run (an interrupted run
+resumes: the command line resumes a killed run exactly), then draws
+``FIGURES/async_synthetic_M<M>.png`` (federated accuracy and loss against virtual time) and
+writes ``OUT/summary_M<M>.md``. ``--plots-only`` draws from the folders already there.
+
+Accuracy here is the federated accuracy :math:`\sum_i p_i\,\mathrm{acc}_i` (uniform :math:`p_i`):
+the held-out set is every client's test split, and Synthetic's lognormal client sizes give the
+five largest of 100 clients half of it, so its accuracy mostly measures those five clients.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import numpy as np  # noqa: E402
+
+# label -> the scheme's own flags. FedBuff's buffer is a tenth of the clients (``FedBuff-M/10``).
+FIXED_SCHEMES = {
+    "FedAvg": ["--algorithm", "fedavg"],
+    "Async": ["--algorithm", "async"],
+    "FedFix-0.5": ["--algorithm", "fedfix", "--delta-t", "0.5"],
+}
+COLORS = {"FedAvg": "black", "Async": "tab:red", "FedFix": "tab:cyan", "FedBuff": "tab:orange"}
+
+
+def family(label):
+    """'FedBuff-10' -> 'FedBuff', 'FedFix-0.5' -> 'FedFix'."""
+    return label.split("-")[0]
+
+
+def scheme_flags(label):
+    if label.startswith("FedBuff-"):
+        return ["--algorithm", "fedbuff", "--buffer-size", label.split("-", 1)[1]]
+    return FIXED_SCHEMES[label]
+
+
+def command(args, clients, scenario, label, lr, out):
+    return ([".venv-tff/bin/python", "-m", "tff_experiments.asynchronous"] + scheme_flags(label)
+            + ["--dataset", "synthetic", "--synthetic-alpha", "1", "--synthetic-beta", "1",
+               "--clients", str(clients), "--scenario", scenario, "--horizon", f"{args.horizon:g}",
+               "--local-steps", str(args.local_steps), "--batch-size", str(args.batch_size),
+               "--client-lr", f"{lr:g}", "--eval-every", f"{args.eval_every:g}",
+               "--checkpoint-every", str(args.checkpoint_every), "--no-progress", "--out", out])
+
+
+def finished(folder, horizon):
+    rows = read_csv(os.path.join(folder, "metrics.csv"))
+    return bool(rows) and rows[-1]["time"] >= horizon - 1e-9 and os.path.exists(os.path.join(folder, "run.json"))
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None) and _is_number(v)}
+                for row in csv.DictReader(f)]
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def load_run(folder):
+    """One CLI run folder as the run record of ``async_fl_comparison`` (``rows``, ``horizon``) plus
+    its staleness and cost."""
+    with open(os.path.join(folder, "run.json")) as f:
+        info = json.load(f)
+    config = info["config"]
+    staleness = []
+    with open(os.path.join(folder, "events.csv")) as f:
+        for row in csv.DictReader(f):
+            staleness += [int(s) for s in row["staleness"].split(";") if s]
+    cost = {}
+    if os.path.exists(os.path.join(folder, "cost.json")):
+        with open(os.path.join(folder, "cost.json")) as f:
+            cost = json.load(f)
+    return dict(rows=read_csv(os.path.join(folder, "metrics.csv")), horizon=config["horizon"], config=config,
+                server_steps=info["server_steps"], mean_staleness=float(np.mean(staleness)) if staleness else 0.0,
+                max_staleness=max(staleness, default=0), cost=cost)
+
+
+def run(args, clients):
+    """Runs every missing (scenario, scheme) of this M, one after the other."""
+    for scenario in args.scenarios:
+        for label in args.schemes:
+            lr = args.lr[family(label)]
+            out = os.path.join(args.out, f"M{clients}-{scenario}-{label}")
+            if finished(out, args.horizon):
+                continue
+            cmd = command(args, clients, scenario, label, lr, out)
+            print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
+            os.makedirs(args.out, exist_ok=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            # To a file, never a pipe: TFF's worker_binary may hold the pipe open after Python exits.
+            with open(out + ".log", "w") as log:
+                status = subprocess.call(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if status != 0:
+                raise SystemExit(f"error: {label} {scenario} M={clients} exited with {status}; see {out}.log")
+            cost = dict(wall_s=time.perf_counter() - start, cpu_s=(after.ru_utime - before.ru_utime)
+                        + (after.ru_stime - before.ru_stime))
+            with open(os.path.join(out, "cost.json"), "w") as f:
+                json.dump(cost, f)
+            print(f"  {cost['cpu_s']:.0f} s CPU, {cost['wall_s']:.0f} s wall", flush=True)
+
+
+def collect(args, clients):
+    runs = {}
+    for scenario in args.scenarios:
+        for label in args.schemes:
+            folder = os.path.join(args.out, f"M{clients}-{scenario}-{label}")
+            if os.path.exists(os.path.join(folder, "run.json")):
+                runs[scenario, label] = load_run(folder)
+    return runs
+
+
+def time_to_reach(run, threshold, key="federated_accuracy"):
+    """The first virtual time at which ``key`` reaches ``threshold`` (inf if never)."""
+    return next((row["time"] for row in run["rows"] if row[key] >= threshold), math.inf)
+
+
+def oscillation(run, key="federated_accuracy"):
+    """Back-and-forth movement of ``key`` per evaluation over the second half of the virtual time:
+    (total variation - net change) / intervals, 0 for any monotone curve however fast it moves
+    (``async_fl_comparison``'s instability, the mean absolute change, counts steady progress too)."""
+    values = np.array([row[key] for row in run["rows"] if row["time"] >= run["horizon"] / 2])
+    if len(values) < 2:
+        return 0.0
+    steps = np.diff(values)
+    return float((np.abs(steps).sum() - abs(steps.sum())) / len(steps))
+
+
+def summarize(args, clients, runs):
+    lines = []
+    for scenario in args.scenarios:
+        fedavg = runs.get((scenario, "FedAvg"))
+        target = 0.95 * fedavg["rows"][-1]["federated_accuracy"] if fedavg else None
+        lines += [f"#### M = {clients}, {scenario}" + (f" (target: federated accuracy {target:.3f}, 95% of FedAvg's final)"
+                                                       if target else ""), "",
+                  "| scheme | client lr | server steps | mean staleness | final fed. acc | best fed. acc "
+                  "| final test acc | time to target | oscillation | final fed. loss | max fed. loss | CPU s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for label in args.schemes:
+            r = runs.get((scenario, label))
+            if r is None:
+                continue
+            last = r["rows"][-1]
+            reach = time_to_reach(r, target) if target else math.inf
+            lines.append(
+                f"| {label} | {r['config']['client_lr']:g} | {r['server_steps']} | {r['mean_staleness']:.1f} "
+                f"| {last['federated_accuracy']:.3f} | {max(x['federated_accuracy'] for x in r['rows']):.3f} "
+                f"| {last['test_accuracy']:.3f} | {'never' if math.isinf(reach) else f'{reach:.2f}'} "
+                f"| {oscillation(r):.4f} | {last['federated_loss']:.3f} "
+                f"| {max(x['federated_loss'] for x in r['rows']):.3g} | {r['cost'].get('cpu_s', float('nan')):.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(args, clients, runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(args.scenarios), figsize=(5.5 * len(args.scenarios), 7.5), squeeze=False,
+                             sharex=True)
+    for col, scenario in enumerate(args.scenarios):
+        for label in args.schemes:
+            r = runs.get((scenario, label))
+            if r is None:
+                continue
+            t = [x["time"] for x in r["rows"]]
+            style = dict(color=COLORS[family(label)], lw=1.4,
+                         label=f"{label} (lr {r['config']['client_lr']:g})")
+            axes[0, col].plot(t, [x["federated_accuracy"] for x in r["rows"]], **style)
+            axes[1, col].plot(t, [x["federated_loss"] for x in r["rows"]], **style)
+        axes[0, col].set_title(f"Synthetic(1, 1), M = {clients}, {scenario}")
+        axes[0, col].set_ylabel(r"federated accuracy $\sum_i p_i\,\mathrm{acc}_i$")
+        axes[1, col].set_ylabel(r"federated loss $\sum_i p_i F_i$")
+        axes[1, col].set_xlabel("virtual time")
+        axes[1, col].set_yscale("log")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+        axes[0, col].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(args.figures, exist_ok=True)
+    path = os.path.join(args.figures, f"async_synthetic_M{clients}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def parse_lr(items):
+    lrs = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in ("FedAvg", "Async", "FedFix", "FedBuff") or not _is_number(value):
+            raise SystemExit(f"error: --lr takes SCHEME=VALUE with SCHEME in FedAvg, Async, FedFix, FedBuff; got {item!r}")
+        lrs[name] = float(value)
+    return lrs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--scenarios", nargs="+", default=["F-0", "F-80"])
+    parser.add_argument("--horizon", type=float, required=True)
+    parser.add_argument("--eval-every", type=float, default=None, help="default horizon/50")
+    parser.add_argument("--local-steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", nargs="+", default=[], metavar="SCHEME=LR",
+                        help="client learning rate per scheme (FedAvg, Async, FedFix, FedBuff)")
+    parser.add_argument("--buffer-size", type=int, default=None, help="FedBuff's c (default M/10)")
+    parser.add_argument("--schemes", nargs="+", default=None,
+                        help="default: FedAvg Async FedFix-0.5 FedBuff-<c>")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--out", default=os.path.join(REPO_ROOT, "examples", "output", "async_synthetic"))
+    parser.add_argument("--figures", default=None, help="where the PNG goes (default OUT)")
+    parser.add_argument("--plots-only", action="store_true")
+    args = parser.parse_args(argv)
+    args.eval_every = args.eval_every or args.horizon / 50
+    args.figures = args.figures or args.out
+    args.schemes = args.schemes or ["FedAvg", "Async", "FedFix-0.5", f"FedBuff-{args.buffer_size or args.clients // 10}"]
+    args.lr = {**dict(FedAvg=0.05, Async=0.05, FedFix=0.05, FedBuff=0.05), **parse_lr(args.lr)}
+    if not args.plots_only:
+        run(args, args.clients)
+    runs = collect(args, args.clients)
+    markdown = summarize(args, args.clients, runs)
+    with open(os.path.join(args.out, f"summary_M{args.clients}.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)
+    print("figure:", plot(args, args.clients, runs))
+
+
+if __name__ == "__main__":
+    main()
