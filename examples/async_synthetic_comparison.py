@@ -163,8 +163,8 @@ def summarize(args, clients, runs):
     for scenario in args.scenarios:
         fedavg = runs.get((scenario, "FedAvg"))
         target = 0.95 * fedavg["rows"][-1]["federated_accuracy"] if fedavg else None
-        lines += [f"#### M = {clients}, {scenario}" + (f" (target: federated accuracy {target:.3f}, 95% of FedAvg's final)"
-                                                       if target else ""), "",
+        goal = f" (target: federated accuracy {target:.3f}, 95% of FedAvg's final)" if target else ""
+        lines += [f"#### M = {clients}, {scenario}{goal}", "",
                   "| scheme | client lr | server steps | mean staleness | final fed. acc | best fed. acc "
                   "| final test acc | time to target | oscillation | final fed. loss | max fed. loss | CPU s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -223,7 +223,9 @@ def parse_lr(items):
     for item in items:
         name, _, value = item.partition("=")
         if name not in ("FedAvg", "Async", "FedFix", "FedBuff") or not _is_number(value):
-            raise SystemExit(f"error: --lr takes SCHEME=VALUE with SCHEME in FedAvg, Async, FedFix, FedBuff; got {item!r}")
+            print(f"error: --lr takes SCHEME=VALUE, SCHEME one of FedAvg, Async, FedFix, FedBuff; got {item!r}",
+                  file=sys.stderr)
+            raise SystemExit(2)
         lrs[name] = float(value)
     return lrs
 
@@ -248,11 +250,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.eval_every = args.eval_every or args.horizon / 50
     args.figures = args.figures or args.out
-    args.schemes = args.schemes or ["FedAvg", "Async", "FedFix-0.5", f"FedBuff-{args.buffer_size or args.clients // 10}"]
+    buffer_size = args.buffer_size or args.clients // 10
+    args.schemes = args.schemes or ["FedAvg", "Async", "FedFix-0.5", f"FedBuff-{buffer_size}"]
     args.lr = {**dict(FedAvg=0.05, Async=0.05, FedFix=0.05, FedBuff=0.05), **parse_lr(args.lr)}
     if not args.plots_only:
         run(args, args.clients)
     runs = collect(args, args.clients)
+    os.makedirs(args.out, exist_ok=True)
     markdown = summarize(args, args.clients, runs)
     with open(os.path.join(args.out, f"summary_M{args.clients}.md"), "w") as f:
         f.write(markdown)
