@@ -230,7 +230,8 @@ def parse_lr(items):
     return lrs
 
 
-def main(argv=None):
+def build_args(argv=None):
+    """The parsed options, defaults filled in (FedBuff's c = M/10, --eval-every = T/50)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--scenarios", nargs="+", default=["F-0", "F-80"])
@@ -253,6 +254,13 @@ def main(argv=None):
     buffer_size = args.buffer_size or args.clients // 10
     args.schemes = args.schemes or ["FedAvg", "Async", "FedFix-0.5", f"FedBuff-{buffer_size}"]
     args.lr = {**dict(FedAvg=0.05, Async=0.05, FedFix=0.05, FedBuff=0.05), **parse_lr(args.lr)}
+    return args
+
+
+def main(argv=None):
+    """Runs what is missing (unless --plots-only), writes the summary and the figure; returns the
+    summary (markdown)."""
+    args = build_args(argv)
     if not args.plots_only:
         run(args, args.clients)
     runs = collect(args, args.clients)
@@ -262,6 +270,7 @@ def main(argv=None):
         f.write(markdown)
     print(markdown)
     print("figure:", plot(args, args.clients, runs))
+    return markdown
 
 
 if __name__ == "__main__":
