@@ -20,11 +20,13 @@ In this process (library use, the fallback), ``install_reaper()`` (done on impor
 ``tff_experiments``) ends, at exit, the workers that this process started, and only those. A
 SIGTERM (``kill``, job schedulers, CI timeouts) would end Python without running exit hooks,
 so it is turned into ``SystemExit``: ``finally`` blocks and the reaper run, and the exit status
-is 143 as for a plain SIGTERM.
+is 143 as for a plain SIGTERM. A signal that lands while Python runs a garbage-collector callback
+or a ``__del__`` (where exceptions are dropped) is delivered again once it has left it.
 """
 import atexit
 import ctypes
 import fcntl
+import functools
 import os
 import shutil
 import signal
@@ -129,14 +131,43 @@ def _reap_at_exit():
         cls.__del__ = lambda self: None
 
 
+class SignalExit(SystemExit):
+    """``SystemExit(128 + signum)`` raised by a signal handler; it remembers its signal."""
+
+    def __init__(self, signum):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 def _exit_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
+    raise SignalExit(signum)
+
+
+def _redeliver_swallowed_signal(unraisable, _previous_hook):
+    """A signal's exception raised while Python runs a garbage-collector callback (jax registers
+    one), a ``__del__`` or a weakref callback is printed as "Exception ignored" and dropped, so the
+    run would go on after SIGTERM or Ctrl-C. Deliver the signal again from a thread, once the main
+    thread has left that callback (a pending signal is handled at its next bytecode)."""
+    _previous_hook(unraisable)
+    if isinstance(unraisable.exc_value, SignalExit):
+        signum = unraisable.exc_value.signum
+    elif isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signum = signal.SIGINT
+    else:
+        return
+    import _thread
+    import threading
+
+    timer = threading.Timer(0.05, _thread.interrupt_main, args=(signum,))
+    timer.daemon = True
+    timer.start()
 
 
 def install_reaper():
     global _installed
     if not _installed:
         atexit.register(_reap_at_exit)
+        sys.unraisablehook = functools.partial(_redeliver_swallowed_signal, _previous_hook=sys.unraisablehook)
         # Only where nobody else handles SIGTERM, and only the main thread may set handlers.
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             try:
