@@ -15,6 +15,16 @@ def load_fixture(name):
         return json.load(f)
 
 
+def load_fixture_script(name):
+    """A script of tests/fixtures (NumPy ports, the makers of the fixtures) as a module: they are
+    scripts, not a package, since they also run alone in a scratch venv."""
+    path = os.path.join(HERE, "fixtures", name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session", autouse=True)
 def reap_tff_workers():
     """TFF's worker_binary outlives Python and holds our stdout: stop those this run started."""

@@ -4,15 +4,11 @@ optax itself, run in the same process, when it is installed (it is not a depende
 ``pip install -r benchmarks/requirements-peers-jax.txt``). The cases and why only these
 settings match: tests/fixtures/make_optax_fixtures.py. Skipped on other backends
 (tests/optimizers/test_optax_fixtures.py runs the fixture on TensorFlow in float64)."""
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from keras_optim.backend import KERAS3, keras
-from tests.conftest import HERE as TESTS
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, load_fixture_script
 
 if not (KERAS3 and keras.backend.backend() == "jax"):
     pytest.skip("Keras 3 on the JAX backend only", allow_module_level=True)
@@ -24,14 +20,6 @@ CASES = {f"{c['optimizer']}-{c['name']}": c for c in FIXTURE["cases"]}
 # float32 against float64, or against float32 rounded in another order (optax's weight decay
 # is lr * (d + wd * x), Keras' x - lr * wd * x then - lr * d), over 25 steps of parameters ~1
 RTOL, ATOL = 2e-5, 5e-6
-
-
-def _fixture_module():
-    path = os.path.join(TESTS, "fixtures", "make_optax_fixtures.py")
-    spec = importlib.util.spec_from_file_location("make_optax_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _keras_trajectory(case):
@@ -62,7 +50,7 @@ def test_matches_optax_fixture(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_optax_itself(name):
     pytest.importorskip("optax", reason="optax is not installed (benchmarks/requirements-peers-jax.txt)")
-    module = _fixture_module()
+    module = load_fixture_script("make_optax_fixtures")
     transformation = {f"{o}-{n}": t for o, n, _, _, t in module.cases()}[name]
     case = CASES[name]
     expected = module.run_optax(transformation, case["initial"], case["gradients"], "float32")

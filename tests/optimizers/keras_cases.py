@@ -5,27 +5,15 @@ NumPy reference for the numbers those tests check.
 Backend-agnostic (NumPy and Keras only, no TensorFlow import), so that the suites run on Keras
 3 with TensorFlow or JAX, and on tf.keras 2.14.
 """
-import importlib.util
-import os
 
 import numpy as np
 
 import keras_optim
 from keras_optim.backend import KERAS3, keras
+from tests.conftest import load_fixture_script
 from tests.optimizers.numpy_ports import NumpyAdaBelief, NumpyDiffGrad
 
-_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
-
-
-def _load_clip_ports():
-    path = os.path.join(_FIXTURES, "make_coordinate_clip_fixtures.py")
-    spec = importlib.util.spec_from_file_location("coordinate_clip_ports_for_suites", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CLIP_PORTS = _load_clip_ports()
+CLIP_PORTS = load_fixture_script("make_coordinate_clip_fixtures")
 FRACTION = 0.25  # of Keras' 4- and 10-coordinate test gradients: the largest 1 or 2 are cut
 
 

@@ -7,9 +7,6 @@ tf.keras 2.14:
 - keras_optim.SGD / Adam with coordinate_clip=0 against Keras' own SGD / Adam;
 - the threshold against NumPy's sort; the fast mode's error in rank on structured gradients.
 """
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +14,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from keras_optim.math import coordinate_clip as clip_math
-from tests.conftest import HERE as TESTS, load_fixture
+from tests.conftest import load_fixture, load_fixture_script
 from tests.optimizers.training import apply_eagerly, xla_applier
 
 FIXTURE = load_fixture("coordinate_clip_reference.json")
@@ -25,15 +22,7 @@ CASES = {f"{c['optimizer']}-{c['name']}": c for c in FIXTURE["cases"]}
 RTOL = 1e-9
 
 
-def _load_ports():
-    path = os.path.join(TESTS, "fixtures", "make_coordinate_clip_fixtures.py")
-    spec = importlib.util.spec_from_file_location("coordinate_clip_ports", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PORTS = _load_ports()
+PORTS = load_fixture_script("make_coordinate_clip_fixtures")
 
 
 def _run(case, apply_step, **override):

@@ -8,30 +8,17 @@ rectification or AMSGrad, optax's ``eps`` and ``eps_root`` both equal to keras_o
 tests/backends/test_jax_optax.py runs the same cases on the JAX backend, and against optax
 itself when it is installed.
 """
-import numpy as np
 import pytest
-import tensorflow as tf
 
-import keras_optim
 from tests.conftest import load_fixture
-from tests.optimizers.training import apply_eagerly, xla_applier
+from tests.optimizers.training import apply_eagerly, check_fixture_trajectory, xla_applier
 
 FIXTURE = load_fixture("optax_reference.json")
 CASES = {f"{c['optimizer']}-{c['name']}": c for c in FIXTURE["cases"]}
-RTOL = 1e-9
 
 
 def _run(case, apply_step):
-    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
-    optimizer = getattr(keras_optim, case["optimizer"])(**case["keras_args"])
-    optimizer.build(variables)
-    for t, (grads, expected) in enumerate(zip(case["gradients"], case["expected"]), start=1):
-        apply_step(optimizer, [tf.constant(np.array(g, dtype=np.float64)) for g in grads], variables)
-        for v, e in zip(variables, expected):
-            np.testing.assert_allclose(
-                v.numpy(), np.array(e), rtol=RTOL, atol=1e-15,
-                err_msg=f"{case['optimizer']} {case['name']}: step {t} differs from {case['reference']}",
-            )
+    check_fixture_trajectory(case, apply_step, rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -57,6 +57,23 @@ def xla_applier():
     return step
 
 
+def check_fixture_trajectory(case, apply_step, rtol=1e-9, atol=0.0):
+    """Runs a fixture case (``initial`` float64 variables, ``gradients`` and ``expected`` per step,
+    made by a reference in tests/fixtures) through keras_optim, checking every step."""
+    import keras_optim
+
+    variables = [tf.Variable(np.array(x, dtype=np.float64)) for x in case["initial"]]
+    optimizer = getattr(keras_optim, case["optimizer"])(**case["keras_args"])
+    optimizer.build(variables)
+    for t, (grads, expected) in enumerate(zip(case["gradients"], case["expected"]), start=1):
+        apply_step(optimizer, [tf.constant(np.array(g, dtype=np.float64)) for g in grads], variables)
+        for v, e in zip(variables, expected):
+            np.testing.assert_allclose(
+                v.numpy(), np.array(e), rtol=rtol, atol=atol,
+                err_msg=f"{case['optimizer']} {case['name']}: step {t} differs from {case['reference']}",
+            )
+
+
 def embedding_gradients():
     """A tiny Embedding model, its gradients (the first is a ``tf.IndexedSlices``) and a runner:
     ``run(gradients, make_optimizer)`` applies them 3 times to copies of the model's weights."""
