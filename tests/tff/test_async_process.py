@@ -250,3 +250,24 @@ def test_program_logic_with_tff_program_components_resumes_exactly(grouped_proce
     assert done == len(schedule) and min(metrics) == 5
     for g, w in zip(resumed["final_model"]["trainable"], model["final_model"]["trainable"]):
         np.testing.assert_array_equal(g, w)
+
+
+def test_the_run_keeps_one_model_per_version_in_flight_not_per_client(process):
+    """Memory grows with the distinct global versions that work in flight started from (FedFix's
+    clients that restart at the same tick share one), not with the clients."""
+    clients = 24
+    data, _ = digits_client_data(clients, alpha=0.5, seed=0)
+    local = LocalBatches(data, 1, batch_size=16, seed=3)
+    schedule = build_schedule("fedfix", ClientTimes.from_scenario(clients, "F-80", "exponential", seed=4),
+                              3.0, client_importance("uniform", [1] * clients), delta_t=0.5)
+    driver = AsynchronousDriver(process, schedule, local)
+    run_state, most_clients, most_versions = driver.initial_state(), 0, 0
+    while run_state.next_step < len(schedule):
+        run_state, _ = driver.run_step(run_state)
+        n = run_state.next_step
+        in_flight = [(c.client, c.sent_version) for step in schedule.steps[n:] for c in step.contributions
+                     if c.sent_version < n]  # local works started before step n, returned later
+        assert set(run_state.versions) == {v for _, v in in_flight} | {n}
+        most_clients = max(most_clients, len({client for client, _ in in_flight}))
+        most_versions = max(most_versions, len(run_state.versions))
+    assert most_versions == driver.version_slots < most_clients  # clients did share versions
