@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.optimizer_step_time import jax_update_step  # noqa: E402
 from keras_optim.backend import KERAS3, keras  # noqa: E402
 
 EPSILON = 1e-16
@@ -93,24 +94,9 @@ def optax_train_step(width, transformation):
 
 
 def keras_update(width, make_optimizer):
-    import jax
-
     keras.utils.set_random_seed(0)
-    model = mlp(width)
-    variables = model.trainable_variables
-    optimizer = make_optimizer()
-    optimizer.build(variables)
-    grads = _fixed_gradients(variables)
-    apply = jax.jit(lambda values, state: optimizer.stateless_apply(state, grads, values),
-                    donate_argnums=(0, 1))
-    carry = {"values": [v.value for v in variables],
-             "state": [v.value for v in optimizer.variables]}
-
-    def step():
-        carry["values"], carry["state"] = apply(carry["values"], carry["state"])
-        carry["values"][0].block_until_ready()
-
-    return step
+    variables = mlp(width).trainable_variables
+    return jax_update_step(make_optimizer(), variables, _fixed_gradients(variables))
 
 
 def optax_update(width, transformation):

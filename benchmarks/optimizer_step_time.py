@@ -129,11 +129,16 @@ def make_tf_step(make_optimizer, shapes, grads):
 
 
 def make_jax_step(make_optimizer, shapes, grads):
-    import jax
-
     rng = np.random.default_rng(1)
     variables = [keras.Variable(rng.normal(size=s).astype("float32")) for s in shapes]
-    optimizer = make_optimizer()
+    return jax_update_step(make_optimizer(), variables, grads)
+
+
+def jax_update_step(optimizer, variables, grads):
+    """One jitted ``stateless_apply`` of ``grads`` to ``variables`` (JAX backend), as a
+    function that runs it once and waits for it."""
+    import jax
+
     optimizer.build(variables)
     grads = [jax.numpy.asarray(g) for g in grads]
     # Donated inputs in the order of the outputs (as Keras' JAX trainer passes its state), so
