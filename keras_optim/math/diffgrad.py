@@ -41,14 +41,17 @@ def diffgrad_step(gradient, slots, step, *, beta_1, beta_2, epsilon, first_momen
     gradient's dtype; ``first_moment_gradient`` feeds :math:`m_t` (defaults to the gradient;
     the coordinate-clipped one with ``keras_optim.math.coordinate_clip``), while :math:`v_t`
     and the friction :math:`\\xi_t` keep the raw gradient. Returns the direction :math:`d_t`."""
-    friction = ops.sigmoid(ops.abs(slots["previous_gradient"] - gradient))
+    # 1 + e^{-|g_{t-1} - g_t|} = 1 / friction; e^{-|.|} <= 1 cannot overflow.
+    inverse_friction = 1.0 + ops.exp(-ops.abs(slots["previous_gradient"] - gradient))
     first = gradient if first_moment_gradient is None else first_moment_gradient
     slots.add("m", (first - slots["m"]) * (1.0 - beta_1))
     slots.add("v", (ops.square(gradient) - slots["v"]) * (1.0 - beta_2))
     _, bias_correction_1 = power_and_complement(beta_1, step)
     _, bias_correction_2 = power_and_complement(beta_2, step)
     step_size = ops.sqrt(bias_correction_2) / bias_correction_1
-    direction = (friction * step_size) * slots["m"] / (ops.sqrt(slots["v"]) + epsilon)
+    # The friction's division folded into Adam's one: one division per coordinate, not two
+    # (docs/optimizers.md, "Speed").
+    direction = (step_size * slots["m"]) / (inverse_friction * (ops.sqrt(slots["v"]) + epsilon))
     # By value (v1 kept a reference to the live gradient); after the variable's update, which
     # reads the old value.
     slots.set_after_update("previous_gradient", gradient)
