@@ -123,7 +123,7 @@ def make_tf_step(make_optimizer, shapes, grads):
     @tf.function(jit_compile=True)
     def step():
         optimizer.apply_gradients(zip(grads, variables))
-        return variables[0][0, 0]
+        return tf.reshape(variables[0], [-1])[0]
 
     return lambda: step().numpy()
 

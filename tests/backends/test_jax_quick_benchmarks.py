@@ -34,5 +34,6 @@ def test_training_step_time(capsys):
                     capsys)
     assert_names_device(out)
     assert {"Adam (Keras)", "DiffGrad"} <= set(rows)
-    assert re.search(r"^target DiffGrad <= 1\.35x: \d+\.\d\d by (CPU|wall) time, (met|NOT met)$",
+    assert re.search(r"^target DiffGrad <= 1\.35x: step \d+\.\d\d by (CPU|wall) time \((met|NOT met)\); "
+                     r"update alone implies \d+\.\d{3} \((met|NOT met)\)$",
                      out, re.M)

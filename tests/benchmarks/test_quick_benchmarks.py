@@ -49,6 +49,19 @@ def test_training_step_time(capsys):
     assert_names_device(out)
     assert {"Adam (Keras)", "DiffGrad", "Adam + clip 0.5, fast"} <= set(rows)
     assert "MLP 8 x 64" in out
+    # The update alone on the model's 18 variables, each with the step ratio it implies.
+    table = out[out.index("update alone on the model's 18 variables"):].splitlines()[1:4]
+    assert [line.split()[0] for line in table] == ["Adam", "DiffGrad", "Adam"]
+    assert table[0].split()[-1] == "1.000"
+
+
+def test_implied_step_ratio():
+    """1 + (update - Adam's update) / Adam's step, from best times."""
+    implied = importlib.import_module("benchmarks.training_step_time").implied_step_ratios(
+        {"Adam (Keras)": (0.010, 1.0, 1.0), "DiffGrad": (0.012, 1.2, 1.2)},
+        {"Adam (Keras)": (0.001, 1.0, 1.0), "DiffGrad": (0.0015, 1.5, 1.5)},
+    )
+    assert implied == pytest.approx({"Adam (Keras)": 1.0, "DiffGrad": 1.05})
 
 
 @pytest.mark.skipif(KERAS3, reason="tf.keras 2.14's ignore_class does not compile under XLA")
