@@ -84,6 +84,15 @@ def optimizer_name(name, prefix):
     return prefix if uid == 1 else f"{prefix}_{uid - 1}"
 
 
+def jax_on_cpu():
+    """Whether Keras 3 runs on JAX with XLA's CPU backend."""
+    if not KERAS3 or keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def dtype_name(dtype):
     """``"float32"`` for any backend's float32 dtype (torch's prints as ``torch.float32``)."""
     if KERAS3:

@@ -124,3 +124,28 @@ def test_wrapper_fit_matches_numpy(clip_ports):
     got_kernel, got_bias = model.get_weights()
     np.testing.assert_allclose(got_kernel, kernel, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_bias, bias, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not JAX, reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
+@pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
+def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
+    """The counting search (more than ``SORTED_SIZE`` coordinates; on JAX's CPU its row sums
+    are products with ones) finds NumPy's order statistic, eagerly and under ``jax.jit``."""
+    import jax
+
+    from keras_optim.math import coordinate_clip as clip_math
+
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_t(2, size=s) for s in [(60, 100), (3001,), (7, 11, 13)]]
+    if case == "ties and zeros":
+        grads = [np.round(g, 1) * (rng.random(g.shape) < 0.7) for g in grads]
+    grads = [g.astype("float32") for g in grads]
+    ordered = np.sort(np.abs(np.concatenate([g.ravel() for g in grads])))[::-1]
+    assert ordered.size > clip_math.SORTED_SIZE
+    arrays = [keras.ops.convert_to_tensor(g) for g in grads]
+    for fraction in [1e-3, 0.5, 0.999]:
+        expected = ordered[int(ordered.size * fraction)]
+        assert float(clip_math.exact_threshold(arrays, fraction, step=1)) == expected
+        compiled = jax.jit(lambda gs, t: clip_math.exact_threshold(gs, fraction, step=t))
+        for step in range(2):
+            assert float(compiled(arrays, step)) == expected
