@@ -15,6 +15,21 @@ def load_fixture(name):
         return json.load(f)
 
 
+def threshold_search_case(case):
+    """Float32 gradients of more than ``SORTED_SIZE`` coordinates in three tensors (whose sizes
+    are no multiple of the counting rows), for the exact threshold's counting search, and
+    their magnitudes in descending order: ``"heavy tails"`` (Student's t, 2 degrees of freedom)
+    or ``"ties and zeros"`` (the same rounded to 0.1, 30% set to 0)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_t(2, size=s) for s in [(60, 100), (3001,), (7, 11, 13)]]
+    if case == "ties and zeros":
+        grads = [np.round(g, 1) * (rng.random(g.shape) < 0.7) for g in grads]
+    grads = [g.astype("float32") for g in grads]
+    return grads, np.sort(np.abs(np.concatenate([g.ravel() for g in grads])))[::-1]
+
+
 def load_fixture_script(name):
     """A script of tests/fixtures (NumPy ports, the makers of the fixtures) as a module: they are
     scripts, not a package, since they also run alone in a scratch venv."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from keras_optim.backend import KERAS3, keras
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, threshold_search_case
 
 if not KERAS3:
     pytest.skip("Keras 3 only", allow_module_level=True)
@@ -135,12 +135,7 @@ def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
 
     from keras_optim.math import coordinate_clip as clip_math
 
-    rng = np.random.default_rng(3)
-    grads = [rng.standard_t(2, size=s) for s in [(60, 100), (3001,), (7, 11, 13)]]
-    if case == "ties and zeros":
-        grads = [np.round(g, 1) * (rng.random(g.shape) < 0.7) for g in grads]
-    grads = [g.astype("float32") for g in grads]
-    ordered = np.sort(np.abs(np.concatenate([g.ravel() for g in grads])))[::-1]
+    grads, ordered = threshold_search_case(case)
     assert ordered.size > clip_math.SORTED_SIZE
     arrays = [keras.ops.convert_to_tensor(g) for g in grads]
     for fraction in [1e-3, 0.5, 0.999]:

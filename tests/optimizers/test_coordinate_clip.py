@@ -14,7 +14,7 @@ import tensorflow as tf
 import keras_optim
 from keras_optim.backend import KERAS3, keras
 from keras_optim.math import coordinate_clip as clip_math
-from tests.conftest import load_fixture, load_fixture_script
+from tests.conftest import load_fixture, load_fixture_script, threshold_search_case
 from tests.optimizers.training import apply_eagerly, xla_applier
 
 FIXTURE = load_fixture("coordinate_clip_reference.json")
@@ -208,12 +208,7 @@ def test_selection_without_sorting_equals_numpy_sort(case, dtype):
 def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
     """Above ``SORTED_SIZE`` coordinates the threshold is searched from the sample's order
     statistics: the exact order statistic at every fraction and step, eager and under XLA."""
-    rng = np.random.default_rng(3)
-    grads = [rng.standard_t(2, size=s) for s in [(60, 100), (3001,), (7, 11, 13)]]
-    if case == "ties and zeros":
-        grads = [np.round(g, 1) * (rng.random(g.shape) < 0.7) for g in grads]
-    grads = [g.astype("float32") for g in grads]
-    ordered = np.sort(np.abs(np.concatenate([g.ravel() for g in grads])))[::-1]
+    grads, ordered = threshold_search_case(case)
     assert ordered.size > clip_math.SORTED_SIZE
     constants = [tf.constant(g) for g in grads]
     for fraction in [1e-3, 0.5, 0.999]:
