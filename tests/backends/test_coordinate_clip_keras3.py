@@ -144,3 +144,21 @@ def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
         compiled = jax.jit(lambda gs, t: clip_math.exact_threshold(gs, fraction, step=t))
         for step in range(2):
             assert float(compiled(arrays, step)) == expected
+
+
+@pytest.mark.skipif(not JAX, reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
+@pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
+def test_selection_from_the_fast_modes_sample_equals_numpy_sort(case):
+    """A sample of 4096 magnitudes (the fast mode's): on JAX's CPU, sorted 256 at a time and
+    searched, NumPy's order statistic at every rank tried, eagerly and under ``jax.jit``."""
+    import jax
+
+    from keras_optim.math import coordinate_clip as clip_math
+
+    grads, _ = threshold_search_case(case)
+    sample = np.abs(np.concatenate([g.ravel() for g in grads]))[:4096]
+    ordered = np.sort(sample)[::-1]
+    values = keras.ops.convert_to_tensor(sample)
+    for rank in [0, 409, 2048, 4095]:
+        assert float(clip_math.select_descending(values, rank)) == ordered[rank]
+        assert float(jax.jit(lambda v: clip_math.select_descending(v, rank))(values)) == ordered[rank]
