@@ -21,7 +21,8 @@ SGD's momentum; Adam's first moment only, the second moment sees the raw gradien
 Two ways to find :math:`|g|_{(k)}`, neither of which sorts (a sort of 10M values under XLA on
 CPU costs about 100 optimizer updates):
 
-- ``exact_threshold``: up to ``SORTED_SIZE`` (4096) coordinates, a sort; beyond,
+- ``exact_threshold``: up to ``SORTED_SIZE`` (4096) coordinates, a sort (256 on JAX's CPU,
+  ``_sorted_size``); beyond,
   ``search_descending`` over all :math:`N` magnitudes (counted in place, variable by
   variable): a bracketing search on the value that counts the magnitudes above four probes
   per pass (packed in 6-bit fields of one float32 per row of 32), started from four order
@@ -324,8 +325,8 @@ def select_descending(values, rank):
     r"""``sorted(values, descending)[rank]`` for a 1-D tensor of non-negative values (or a list
     of them, taken as their concatenation), exactly: up to ``_sorted_size()`` values are
     sorted; beyond, ``search_descending`` counts, started from order statistics of an evenly
-    strided sample of that many values. A NaN or an infinity among the values gives an infinite result
-    (clipping at it changes nothing), the same eagerly and under XLA."""
+    strided sample of that many values. A NaN or an infinity among the values gives an
+    infinite result (clipping at it changes nothing), the same eagerly and under XLA."""
     pieces = _pieces(values)
     size = sum(static_size(v) for v in pieces)
     sorted_size = _sorted_size()
