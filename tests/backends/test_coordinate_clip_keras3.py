@@ -126,7 +126,8 @@ def test_wrapper_fit_matches_numpy(clip_ports):
     np.testing.assert_allclose(got_bias, bias, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not JAX, reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
+@pytest.mark.skipif(not JAX,
+                    reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
 @pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
 def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
     """The counting search (more than ``SORTED_SIZE`` coordinates; on JAX's CPU its row sums
@@ -146,7 +147,8 @@ def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
             assert float(compiled(arrays, step)) == expected
 
 
-@pytest.mark.skipif(not JAX, reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
+@pytest.mark.skipif(not JAX,
+                    reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
 @pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
 def test_selection_from_the_fast_modes_sample_equals_numpy_sort(case):
     """A sample of 4096 magnitudes (the fast mode's): on JAX's CPU, sorted 256 at a time and
@@ -161,4 +163,5 @@ def test_selection_from_the_fast_modes_sample_equals_numpy_sort(case):
     values = keras.ops.convert_to_tensor(sample)
     for rank in [0, 409, 2048, 4095]:
         assert float(clip_math.select_descending(values, rank)) == ordered[rank]
-        assert float(jax.jit(lambda v: clip_math.select_descending(v, rank))(values)) == ordered[rank]
+        compiled = jax.jit(lambda v: clip_math.select_descending(v, rank))
+        assert float(compiled(values)) == ordered[rank]
