@@ -171,8 +171,10 @@ def test_a_run_listens_on_no_network_and_leaves_nothing_when_signalled(command, 
     from tests.tff import cli_runs
 
     out = tmp_path / "out"
-    proc = cli_runs.start(f"tff_experiments.{command}", RUNS[command] + ["--out", str(out), "--no-progress"],
-                          start_new_session=True)
+    # Ten times the usual length: a run that only stopped at its end would outlast the wait below.
+    longer = ["--horizon", "4000"] if command == "asynchronous" else ["--steps", "50000"]
+    proc = cli_runs.start(f"tff_experiments.{command}", RUNS[command] + longer + ["--out", str(out), "--no-progress"],
+                          start_new_session=True, preexec_fn=_signals_as_in_a_terminal)
     try:
         cli_runs.wait_for_checkpoint(proc, out, step=0)  # TFF has run: its worker_binary listens
         members = _session(proc.pid)
@@ -194,6 +196,12 @@ def test_a_run_listens_on_no_network_and_leaves_nothing_when_signalled(command, 
 
 
 WORKER = "worker_binary"
+
+
+def _signals_as_in_a_terminal():
+    # A shell without job control starts background commands with SIGINT ignored (POSIX), and
+    # the ignoring is inherited: a suite launched that way must not test Ctrl-C on a deaf run.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _name(pid):
@@ -223,8 +231,7 @@ def send_inside_gc_callback(phase, info):
     if not sent:
         sent.append(1)
         os.kill(os.getpid(), signal.{name})
-        for _ in range(1000):
-            pass
+        time.sleep(5)  # the handler runs here, at once (if the signal went to another thread, soon)
 
 gc.callbacks.append(send_inside_gc_callback)
 gc.collect()
@@ -243,7 +250,8 @@ finally:
                                                      ("SIGINT", 1, "KeyboardInterrupt")])
 def test_signal_swallowed_by_a_gc_callback_still_ends_the_run(name, status, last_line):
     proc = subprocess.run([sys.executable, "-c", SWALLOWED_SIGNAL.format(name=name)],
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240,
+                          preexec_fn=_signals_as_in_a_terminal)
     assert "Exception ignored" in proc.stderr  # the signal did land where it is dropped
     assert "still running" not in proc.stdout
     assert "finally ran" in proc.stdout
