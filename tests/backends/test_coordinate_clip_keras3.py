@@ -151,8 +151,9 @@ def test_exact_threshold_beyond_the_sort_size_equals_numpy_sort(case):
                     reason="tests/optimizers/test_coordinate_clip.py runs it on TensorFlow")
 @pytest.mark.parametrize("case", ["heavy tails", "ties and zeros"])
 def test_selection_from_the_fast_modes_sample_equals_numpy_sort(case):
-    """A sample of 4096 magnitudes (the fast mode's): on JAX's CPU, sorted 256 at a time and
-    searched, NumPy's order statistic at every rank tried, eagerly and under ``jax.jit``."""
+    """From 4096 magnitudes (the fast mode's sample; on JAX's CPU a 256-value strided sample of
+    them is sorted and the 4096 searched), NumPy's order statistic at every rank tried, eagerly
+    and under ``jax.jit``."""
     import jax
 
     from keras_optim.math import coordinate_clip as clip_math
