@@ -59,13 +59,13 @@ def run_name(alpha, attack, label):
 
 def run_one(settings, eval_every, data_cache):
     """Trains one configuration; returns its record (curve, final accuracies, timings)."""
-    from tff_experiments.robust.driver import MonnaRun, digits_setup
+    from tff_experiments.robust.experiment import RobustExperiment, digits_setup
 
     key = (settings.num_machines - settings.num_byzantine, settings.alpha, settings.batch_size, settings.seed)
     if key not in data_cache:
         data_cache[key] = digits_setup(settings)
     data, test = data_cache[key]
-    run = MonnaRun(settings, data=data, test=test)
+    run = RobustExperiment(settings, data=data, test=test)
     state = run.initial_state()
     curve = [dict(step=0, **run.evaluate(state))]
     seconds, factors = [], []
@@ -92,7 +92,7 @@ def run_one(settings, eval_every, data_cache):
 
 def grid(args):
     """The (name, settings) of every run requested."""
-    from tff_experiments.robust.driver import RunSettings
+    from tff_experiments.robust.settings import RobustSettings
 
     base = dict(
         batch_size=args.batch_size,
@@ -109,7 +109,7 @@ def grid(args):
         runs.append(
             (
                 run_name(alpha, "none", CEILING.replace(" ", "_").replace("=", "")),
-                RunSettings(num_machines=args.machines, num_byzantine=0, rule="average", attack="none",
+                RobustSettings(num_machines=args.machines, num_byzantine=0, rule="average", attack="none",
                             momentum=0.99, alpha=alpha, **base),
             )
         )
@@ -119,7 +119,7 @@ def grid(args):
                 runs.append(
                     (
                         run_name(alpha, attack, label),
-                        RunSettings(num_machines=args.machines, num_byzantine=args.byzantine, rule=rule,
+                        RobustSettings(num_machines=args.machines, num_byzantine=args.byzantine, rule=rule,
                                     attack=attack, momentum=momentum, alpha=alpha, **base),
                     )
                 )
@@ -132,7 +132,7 @@ def grid(args):
             runs.append(
                 (
                     f"{run_name(alpha, attack, 'MoNNA')}-f{f}",
-                    RunSettings(num_machines=args.machines, num_byzantine=f, rule=rule, attack=attack,
+                    RobustSettings(num_machines=args.machines, num_byzantine=f, rule=rule, attack=attack,
                                 momentum=momentum, alpha=alpha, **base),
                 )
             )
@@ -196,19 +196,20 @@ def timing(args, blocks=4, steps_per_block=8):
     """
     import collections
 
-    from tff_experiments.robust.driver import MonnaRun, RunSettings, digits_setup
+    from tff_experiments.robust.experiment import RobustExperiment, digits_setup
+    from tff_experiments.robust.settings import RobustSettings
 
     alpha, attack = args.alphas[0], args.sweep_attack
     data_cache, runs = {}, {}
     for label in args.rules:
         rule, momentum = RULES[label]
-        settings = RunSettings(num_machines=args.machines, num_byzantine=args.byzantine, rule=rule, attack=attack,
+        settings = RobustSettings(num_machines=args.machines, num_byzantine=args.byzantine, rule=rule, attack=attack,
                                momentum=momentum, alpha=alpha, batch_size=args.batch_size, seed=args.seed,
                                model=args.model)
         key = alpha
         if key not in data_cache:
             data_cache[key] = digits_setup(settings)
-        run = MonnaRun(settings, *data_cache[key])
+        run = RobustExperiment(settings, *data_cache[key])
         state = run.initial_state()
         state, _ = run.step(state)  # traces and compiles
         runs[label] = [run, state]
@@ -223,7 +224,7 @@ def timing(args, blocks=4, steps_per_block=8):
                 step_seconds[label].append(time.perf_counter() - start)
             honest = np.stack([c["theta"] for c in state["clients"]])
             gathered = collections.OrderedDict(theta=honest)
-            if run.config.needs_flipped_gradients:
+            if run.settings.needs_flipped_gradients:
                 gathered["flipped"] = np.zeros_like(honest)
             for _ in range(steps_per_block):
                 start = time.perf_counter()

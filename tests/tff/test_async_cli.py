@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import fedfix  # noqa: E402  (the alias)
 from tff_experiments.asynchronous import experiment  # noqa: E402
-from tff_experiments.program.errors import run_cli  # noqa: E402
+from tff_experiments.command_line.errors import run_cli  # noqa: E402
 from tests.tff import cli_runs  # noqa: E402
 
 TINY = ["--algorithm", "async", "--dataset", "digits", "--model", "logistic", "--clients", "5",
@@ -144,11 +144,11 @@ def test_real_datasets_on_generated_data(dataset, shape, classes, monkeypatch):
     loader = {"emnist": "emnist_client_data", "cifar100": "cifar100_client_data"}[dataset]
     monkeypatch.setattr(real, loader, lambda *a, **k: (fake(12), fake(3)))
     settings = fedfix.settings_from(["--algorithm", "async", "--dataset", dataset, "--clients", "5", "--out", "unused"])
-    client_data, ids, (x_test, y_test) = experiment.DATASETS[dataset](settings)
+    client_data, ids, (x_test, y_test) = experiment.DATASET_LOADERS[dataset](settings)
     builder = experiment.keras_builder(settings.dataset, settings.model)
     assert len(ids) == len(set(ids)) == 5 and set(ids) <= set(client_data.client_ids)
     assert x_test.shape == (18,) + shape and y_test.shape == (18,)
     assert builder(seed=0)(x_test[:2]).shape == (2, classes)
     settings.clients = 13
     with pytest.raises(fedfix.UsageError, match="only 12 clients"):
-        experiment.DATASETS[dataset](settings)
+        experiment.DATASET_LOADERS[dataset](settings)

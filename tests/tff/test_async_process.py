@@ -223,7 +223,7 @@ def test_program_logic_with_tff_program_components_resumes_exactly(grouped_proce
     process = grouped_process
     import asyncio
 
-    from tff_experiments.program.async_program import ScheduleDataSource, train_asynchronous_model
+    from tff_experiments.asynchronous import ScheduleDataSource, train_asynchronous_model
 
     local = LocalBatches(client_data, LOCAL_STEPS, batch_size=16, seed=2)
     schedule = build_schedule("fedfix", ClientTimes.from_scenario(NUM_CLIENTS, "F-80"), 1.2,

@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 from tff_experiments.asynchronous import ClientTimes, LocalBatches, build_schedule, client_importance  # noqa: E402
 from tff_experiments.data.digits import digits_client_data  # noqa: E402
 from tff_experiments.data.synthetic import synthetic_federated_data  # noqa: E402
-from tff_experiments.program.async_program import ScheduleDataSource, ScheduleDataSourceIterator  # noqa: E402
+from tff_experiments.asynchronous.data_source import ScheduleDataSource, ScheduleDataSourceIterator  # noqa: E402
 
 NUM_CLIENTS = 5
 
@@ -70,7 +70,7 @@ def test_the_command_lines_state_manager_keeps_tffs_contract(tmp_path):
     ``ProgramStateManager``): versions, load of any kept version, load_latest, missing version."""
     import asyncio
 
-    from tff_experiments.asynchronous.run_outputs import CheckpointStateManager
+    from tff_experiments.program.checkpoints import CheckpointStateManager
     from tff_experiments.program.checkpoints import Checkpointer
 
     manager = CheckpointStateManager(Checkpointer(tmp_path, every=1, keep=3, config={"a": 1}))

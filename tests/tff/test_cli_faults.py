@@ -12,7 +12,7 @@ tff = pytest.importorskip("tensorflow_federated")
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import cli_runs  # noqa: E402
 from tff_experiments.asynchronous import cli as asynchronous_cli  # noqa: E402
-from tff_experiments.program.errors import run_cli  # noqa: E402
+from tff_experiments.command_line.errors import run_cli  # noqa: E402
 from tff_experiments.robust import cli as robust_cli  # noqa: E402
 
 ASYNC = ["--algorithm", "async", "--model", "logistic", "--clients", "3", "--horizon", "2", "--local-steps", "1",

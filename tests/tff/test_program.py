@@ -15,7 +15,8 @@ tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
 from tff_experiments import models  # noqa: E402
-from tff_experiments.program import errors, run_dir  # noqa: E402
+from tff_experiments.command_line import errors  # noqa: E402
+from tff_experiments.program import run_dir  # noqa: E402
 from tff_experiments.program.checkpoints import Checkpointer  # noqa: E402
 from tff_experiments.program.export import export_keras_and_savedmodel  # noqa: E402
 from tff_experiments.program.metrics import EventLog, MetricsLogger, read_metrics  # noqa: E402
@@ -87,7 +88,7 @@ def test_run_cli_turns_os_errors_into_one_line(error, capsys, monkeypatch):
 
 
 def test_run_cli_turns_os_errors_into_one_line_without_a_bare_traceback(capfd):
-    code = "from tff_experiments.program.errors import run_cli\ndef main(argv): open('/proc/no/such/file')\nrun_cli(main)"
+    code = "from tff_experiments.command_line.errors import run_cli\ndef main(argv): open('/proc/no/such/file')\nrun_cli(main)"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 2 and done.stderr.startswith("error:") and done.stderr.count("\n") == 1, done.stderr

@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import monna  # noqa: E402
-from tff_experiments.program.errors import run_cli  # noqa: E402
+from tff_experiments.command_line.errors import run_cli  # noqa: E402
 from tests.tff import cli_runs  # noqa: E402
 
 TINY = ["--machines", "7", "--byzantine", "2", "--rule", "nna", "--attack", "alie", "--model", "logistic",

@@ -13,9 +13,9 @@ pytest.importorskip("tensorflow_federated")
 import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import robust_numpy_ports as ports  # noqa: E402
 from tff_experiments.models import digits_logistic  # noqa: E402
-from tff_experiments.robust.driver import HonestData, MonnaRun, RunSettings, digits_setup  # noqa: E402
-from tff_experiments.robust.process import MonnaConfig, learning_rate_at, reception_indices  # noqa: E402
-from tff_experiments.robust.rules import MixingRule  # noqa: E402
+from tff_experiments.robust.experiment import HonestData, RobustExperiment, digits_setup  # noqa: E402
+from tff_experiments.robust.settings import RobustSettings  # noqa: E402
+from tff_experiments.robust.process import learning_rate_at, reception_indices  # noqa: E402
 
 N, F, BATCH, STEPS = 7, 2, 5, 3
 
@@ -36,7 +36,7 @@ def softmax_gradient(theta, x, y, l2):
 
 def port_run(settings, data, steps, indices_of):
     """The authors' loop in NumPy; indices_of(step) gives each machine's received indices."""
-    config = settings.config()
+    config = settings
     h = config.num_honest
     theta0 = np.concatenate([w.numpy().ravel() for w in digits_logistic(seed=settings.seed).trainable_weights])
     thetas = [theta0.astype(np.float64)] * h
@@ -64,7 +64,7 @@ def port_run(settings, data, steps, indices_of):
             "trimmed_mean": lambda r: ports.trimmed_mean(r, config.num_byzantine),
             "average": lambda r: r.mean(axis=0),
             "centered_clipping": lambda r: ports.centered_clipping(r, r[0], settings.clip_threshold, settings.clip_iterations),
-        }[config.rule.name]
+        }[config.rule]
         byz = np.repeat(np.reshape(byzantine, (1, -1)), config.num_byzantine, axis=0)
         mixed, momenta, _ = ports.monna_step(thetas, momenta, grads, lr, beta, indices_of(step), byz, rule)
         thetas = mixed
@@ -73,7 +73,7 @@ def port_run(settings, data, steps, indices_of):
 
 @pytest.fixture(scope="module")
 def digits_small():
-    settings = RunSettings(num_machines=N, num_byzantine=F, batch_size=BATCH, alpha=1.0)
+    settings = RobustSettings(num_machines=N, num_byzantine=F, batch_size=BATCH, alpha=1.0)
     return digits_setup(settings)
 
 
@@ -90,16 +90,16 @@ CASES = {
 def test_process_equals_numpy_port_of_the_authors_step(name, digits_small):
     overrides = dict(CASES[name])
     f = overrides.pop("num_byzantine", F)
-    settings = RunSettings(num_machines=N, num_byzantine=f, batch_size=BATCH, alpha=1.0, **overrides)
+    settings = RobustSettings(num_machines=N, num_byzantine=f, batch_size=BATCH, alpha=1.0, **overrides)
     if f != F:
         data, test = digits_setup(settings)
     else:
         data, test = digits_small
-    run = MonnaRun(settings, data=data, test=test)
+    run = RobustExperiment(settings, data=data, test=test)
     state = run.initial_state()
     for _ in range(STEPS):
         state, metrics = run.step(state)
-    config = run.config
+    config = run.settings
 
     def indices_of(step):
         return reception_indices(config, step, settings.seed).numpy().tolist()
@@ -118,7 +118,7 @@ def test_process_equals_numpy_port_of_the_authors_step(name, digits_small):
 def test_authors_reception_draws():
     """Own first, n-2f-1 distinct other honest machines, then all f Byzantine; fresh per step."""
     n, f = 26, 5
-    config = MonnaConfig(n, f, MixingRule("nna"), attack="sign_flipping")
+    config = RobustSettings(num_machines=n, num_byzantine=f, rule="nna", attack="sign_flipping")
     h = n - f
     seen = np.zeros((h, h))
     draws = [reception_indices(config, step, 3).numpy() for step in range(40)]
@@ -136,7 +136,7 @@ def test_authors_reception_draws():
     assert off_diagonal.mean() == pytest.approx(40 * (n - 2 * f - 1) / (h - 1))
     assert not np.array_equal(draws[0], draws[1])
     np.testing.assert_array_equal(draws[7], reception_indices(config, 7, 3).numpy())  # stateless
-    all_config = MonnaConfig(n, f, MixingRule("nna"), attack="sign_flipping", reception="all")
+    all_config = RobustSettings(num_machines=n, num_byzantine=f, rule="nna", attack="sign_flipping", reception="all")
     rows = reception_indices(all_config, 0, 0).numpy()
     assert rows.shape == (h, n) and all(sorted(r) == list(range(n)) and r[0] == j for j, r in enumerate(rows))
 
@@ -150,19 +150,19 @@ def test_learning_rate_schedule_equals_authors():
 
 def test_config_rejects_bad_input():
     with pytest.raises(ValueError, match="0 <= f < n/2"):
-        MonnaConfig(10, 5, MixingRule("nna"), attack="alie")
+        RobustSettings(num_machines=10, num_byzantine=5, rule="nna", attack="alie")
     with pytest.raises(ValueError, match="--attack must be one of"):
-        MonnaConfig(10, 2, MixingRule("nna"), attack="gaussian")
+        RobustSettings(num_machines=10, num_byzantine=2, rule="nna", attack="gaussian")
     with pytest.raises(ValueError, match="need an --attack"):
-        MonnaConfig(10, 2, MixingRule("nna"))
+        RobustSettings(num_machines=10, num_byzantine=2, rule="nna", attack="none")
     with pytest.raises(ValueError, match="needs Byzantine"):
-        MonnaConfig(10, 0, MixingRule("nna"), attack="alie")
+        RobustSettings(num_machines=10, num_byzantine=0, rule="nna", attack="alie")
     with pytest.raises(ValueError, match="reception"):
-        MonnaConfig(10, 2, MixingRule("nna"), attack="alie", reception="gossip")
+        RobustSettings(num_machines=10, num_byzantine=2, rule="nna", attack="alie", reception="gossip")
     # the authors' reception gives krum n - f = 5 vectors: it needs more than f + 1 = 3
-    MonnaConfig(7, 2, MixingRule("krum"), attack="alie")
+    RobustSettings(num_machines=7, num_byzantine=2, rule="krum", attack="alie")
     with pytest.raises(ValueError, match="krum"):
-        MonnaConfig(5, 2, MixingRule("krum"), attack="alie")
+        RobustSettings(num_machines=5, num_byzantine=2, rule="krum", attack="alie")
 
 
 def test_batches_are_a_function_of_seed_step_and_machine():

@@ -245,7 +245,7 @@ def test_tff_fedavg_learns_synthetic_with_the_logistic_model():
 
 def test_command_line_takes_the_synthetic_dataset_and_its_options(tmp_path):
     from tff_experiments.asynchronous.cli import settings_from
-    from tff_experiments.program.errors import UsageError
+    from tff_experiments.command_line.errors import UsageError
 
     base = ["--algorithm", "fedfix", "--delta-t", "0.5", "--dataset", "synthetic", "--clients", "10000",
             "--out", str(tmp_path / "run")]

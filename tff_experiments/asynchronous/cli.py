@@ -22,10 +22,10 @@ import json
 import shlex
 import sys
 
-from tff_experiments.asynchronous.experiment import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
-                                                     AsynchronousSettings, check_workers)
-from tff_experiments.program.cli import add_run_arguments, command_line_parser, json_safe, launch
-from tff_experiments.program.errors import UsageError  # noqa: F401  (for callers)
+from tff_experiments.asynchronous.settings import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
+                                                   AsynchronousSettings, check_workers)
+from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
+from tff_experiments.command_line.launch import launch
 
 MODULE = "tff_experiments.asynchronous"
 
@@ -74,7 +74,7 @@ def build_parser():
                        help="local learning rate (default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones)")
 
     data = parser.add_argument_group("data and model")
-    data.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
+    data.add_argument("--dataset", default="digits", choices=DATASETS,
                       help="digits: scikit-learn digits split by Dirichlet(--alpha); shakespeare: one client "
                            "per speaking role (bash scripts/fetch_data.sh first); emnist, cifar10, cifar100: "
                            "downloaded by TFF/TFDS (internet needed); synthetic: Synthetic(--synthetic-alpha, --synthetic-beta), "
@@ -115,16 +115,18 @@ def main(argv=None, isolate=False):
 
 
 def run(settings, out):
+    """Runs (or resumes) the experiment of ``settings`` into the output folder ``out``."""
     import contextlib
 
     from tff_experiments.asynchronous.experiment import AsynchronousExperiment
-    from tff_experiments.asynchronous.run_outputs import train_in_folder
-    from tff_experiments.program.metrics import read_metrics, run_sync
-    from tff_experiments.program.run_dir import run_paths
+    from tff_experiments.program.metrics import read_metrics
+    from tff_experiments.program.output_folder import train_in_folder
+    from tff_experiments.program.run_dir import json_safe, run_paths
+    from tff_experiments.program.sync import run_sync
 
     experiment = AsynchronousExperiment(settings)
     command = shlex.join(["python", "-m", MODULE, *sys.argv[1:]])
-    description = {"command": command, "config": settings.config(), **experiment.description()}
+    description = {"command": command, "config": settings.as_dict(), **experiment.description()}
     (out / "run.json").write_text(json.dumps(json_safe(description), indent=1, allow_nan=False))
     remote = contextlib.nullcontext()
     if settings.workers:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow_federated as tff
 
-from tff_experiments.asynchronous.process import pack_client_values
+from tff_experiments.asynchronous.process import pack_client_values, work_data
 
 
 @dataclasses.dataclass
@@ -67,12 +67,15 @@ class AsynchronousDriver:
         ``works``: the step's local works as ``(contribution, data)`` pairs, e.g. from
         ``ScheduleDataSource``; by default their batches come from ``local_batches``. The one
         server step of every run (``train_asynchronous_model``, the command line, ``run``).
+
+        Args:
+          run_state: the ``RunState`` before the step.
+          works: see above.
         """
         n = run_state.next_step
         step = self.schedule.steps[n]
         if works is None:
-            batches = (self.local_batches.batch_arrays if getattr(self.process, "clients_per_group", None)
-                       else self.local_batches.dataset)
+            batches = work_data(self.process, self.local_batches)
             works = [(c, batches(c.client, c.work_index)) for c in step.contributions]
         process_state, metrics = run_state.process_state, None
         if works:  # a step without work: the process would leave the state as it is; save the call
@@ -146,22 +149,24 @@ class AsynchronousDriver:
     def from_program_state(self, program_state):
         next_step = int(program_state["next_step"])
         versions = {
-            int(v): _as_model_weights(w)
+            int(v): as_model_weights(w)
             for v, w in zip(program_state["version_ids"], program_state["versions"]) if v >= 0
         }
         if set(versions) != set(self.live_versions(next_step)):
             raise ValueError("the checkpoint does not match this run's schedule")
-        return RunState(next_step, _as_learning_state(program_state["process_state"]), versions)
+        return RunState(next_step, as_learning_state(program_state["process_state"]), versions)
 
 
-def _as_model_weights(value):
+def as_model_weights(value):
+    """``value`` (a released or loaded ``{'trainable', 'non_trainable'}`` structure) as
+    ``tff.learning.models.ModelWeights``."""
     if isinstance(value, tff.learning.models.ModelWeights):
         return value
     trainable, non_trainable = (value["trainable"], value["non_trainable"]) if isinstance(value, dict) else value
     return tff.learning.models.ModelWeights(trainable=list(trainable), non_trainable=list(non_trainable))
 
 
-def _as_learning_state(value):
+def as_learning_state(value):
     if isinstance(value, tff.learning.templates.LearningAlgorithmState):
-        return value._replace(global_model_weights=_as_model_weights(value.global_model_weights))
+        return value._replace(global_model_weights=as_model_weights(value.global_model_weights))
     return value

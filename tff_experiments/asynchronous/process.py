@@ -29,11 +29,9 @@ Since there is no broadcast, the stale models arrive with the client data: ``nex
     ``state@SERVER, <model_weights=W, data=B*, weight=float32>@CLIENTS``
 
 (one member per aggregated local work) and returns the state with the new global model. With
-``clients_per_group=G`` a member of ``CLIENTS`` is instead a group of up to G local works, their
-models, batches and weights stacked, ``<model_weights=W[c], data=<x[c, K, b, ...], y[c, K, b]>,
-weight=float32[c]>``, run one after the other by one TensorFlow call: TFF 0.87's runtime costs
-tens of milliseconds per member, whatever the work, which dominates for small models and
-thousands of clients a step. ``client_inputs`` builds either form.
+``clients_per_group=G`` a member of ``CLIENTS`` is instead a group of up to G local works, run
+by one TensorFlow call (``tff_experiments.asynchronous.group_work``). ``client_inputs`` builds
+either form.
 
 A step in which no update counts (no client, or only zero weights and non-finite updates)
 leaves the whole state as it was, server optimizer state included: a momentum or Adam server
@@ -45,6 +43,8 @@ import itertools
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
+
+from tff_experiments.asynchronous import group_work
 
 CLIENT_INPUT_FIELDS = ("model_weights", "data", "weight")
 
@@ -62,11 +62,21 @@ def _stack_weights(weights):
         non_trainable=[np.stack(ws) for ws in zip(*[w.non_trainable for w in weights])])
 
 
+def takes_arrays(process):
+    """Whether ``process`` takes each local work's batches as arrays ``(K, b, ...)`` (built with
+    ``clients_per_group``) rather than as a ``tf.data.Dataset``."""
+    return bool(getattr(process, "clients_per_group", None))
+
+
+def work_data(process, local_batches):
+    """``(client, work_index) -> data`` of a local work, in the form ``process`` takes."""
+    return local_batches.batch_arrays if takes_arrays(process) else local_batches.dataset
+
+
 def client_inputs(process, local_batches, works):
     """The ``CLIENTS`` value of ``process.next`` for the local works ``works``, a list of
     ``(model_weights, client, work_index, weight)``, their batches from ``local_batches``."""
-    grouped = bool(getattr(process, "clients_per_group", None))
-    batches = local_batches.batch_arrays if grouped else local_batches.dataset
+    batches = work_data(process, local_batches)
     return pack_client_values(process, [(w, batches(client, k), d) for w, client, k, d in works])
 
 
@@ -75,15 +85,14 @@ def pack_client_values(process, items):
     ``client_input`` each (data: a ``tf.data.Dataset`` of the K batches), or, for a process built
     with ``clients_per_group``, groups of items of equal batch shape (data: arrays
     ``(K, b, ...)``, as ``LocalBatches.batch_arrays``)."""
-    group_size = getattr(process, "clients_per_group", None)
-    if not group_size:
+    if not takes_arrays(process):
         return [client_input(w, data, d) for w, data, d in items]
     shape = lambda item: tuple(np.shape(a) for a in tf.nest.flatten(item[1]))  # noqa: E731
     groups = []
     for _, same in itertools.groupby(sorted(items, key=shape), key=shape):
         same = list(same)
-        for start in range(0, len(same), group_size):
-            part = same[start:start + group_size]
+        for start in range(0, len(same), process.clients_per_group):
+            part = same[start:start + process.clients_per_group]
             groups.append(collections.OrderedDict(
                 model_weights=_stack_weights([w for w, _, _ in part]),
                 data=tf.nest.map_structure(lambda *a: np.stack(a), *[a for _, a, _ in part]),
@@ -125,81 +134,6 @@ class StaleModelProcess(tff.learning.templates.LearningProcess):
         self.clients_per_group = clients_per_group
 
 
-def _build_group_work(model_fn, client_optimizer, hparams_type, model_weights_type):
-    """A ``tff.tensorflow.computation``: the local works of one group, one after the other, as
-    TFF's ``build_model_delta_client_work`` runs one (K steps of the client optimizer from the
-    client's model; update = start - end; a non-finite update counts as zero with weight 0);
-    returns the weighted sum of the updates, the number of updates that count, and the
-    group's unfinalized model metrics.
-
-    The client step mirrors TFF 0.87's ``build_model_delta_update_with_tff_optimizer``
-    (tensorflow_federated/python/learning/templates/model_delta_client_work.py, Apache 2.0).
-    """
-    with tf.Graph().as_default():
-        probe = model_fn()
-        element_spec = probe.input_spec
-        unfinalized_type = tff.types.tensorflow_to_type(
-            tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype),
-                                  probe.report_local_unfinalized_metrics()))
-        finalizers = probe.metric_finalizers()
-
-    def stacked(spec_or_type, extra):
-        return tff.TensorType(spec_or_type.dtype, [None] * extra + list(spec_or_type.shape))
-
-    weights_type = tff.types.to_type(model_weights_type)
-    group_weights_type = tff.StructWithPythonType(
-        [("trainable", tff.StructWithPythonType([stacked(t, 1) for t in weights_type.trainable], list)),
-         ("non_trainable", tff.StructWithPythonType([stacked(t, 1) for t in weights_type.non_trainable], list))],
-        tff.learning.models.ModelWeights)
-    # data: one tensor per input field, [clients, K, batch, ...] (the batch spec has the batch dim)
-    data_type = tff.types.tensorflow_to_type(
-        tf.nest.map_structure(lambda t: tf.TensorSpec([None, None] + t.shape.as_list(), t.dtype), element_spec))
-    group_type = tff.StructWithPythonType(
-        [("model_weights", group_weights_type), ("data", data_type),
-         ("weight", tff.TensorType(np.float32, [None]))], collections.OrderedDict)
-
-    @tff.tensorflow.computation(hparams_type, group_type)
-    def group_work(hparams, group):
-        model = model_fn()
-        weights = tff.learning.models.ModelWeights.from_model(model)
-        specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in weights.trainable)
-
-        @tf.function
-        def run(hparams, group):
-            total = [tf.zeros_like(v) for v in weights.trainable]
-            counted = tf.constant(0, tf.int32)
-            num_clients = tf.shape(group["weight"])[0]
-            num_batches = tf.shape(tf.nest.flatten(group["data"])[0])[1]
-            for i in tf.range(num_clients):
-                start = tf.nest.map_structure(lambda w: w[i], group["model_weights"])
-                tf.nest.map_structure(lambda v, w: v.assign(w), weights, start)
-                metrics_before = [tf.identity(v) for v in model.local_variables]
-                state = client_optimizer.set_hparams(client_optimizer.initialize(specs), hparams)
-                for k in tf.range(num_batches):
-                    batch = tf.nest.map_structure(lambda d: d[i, k], group["data"])
-                    with tf.GradientTape() as tape:
-                        output = model.forward_pass(batch, training=True)
-                    gradients = tape.gradient(output.loss, weights.trainable)
-                    state, updated = client_optimizer.next(
-                        state, tuple(weights.trainable), tuple(gradients))
-                    for v, u in zip(weights.trainable, updated):
-                        v.assign(u)
-                update = [a - b for a, b in zip(start.trainable, weights.trainable)]
-                finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(u)) for u in update])
-                if finite:
-                    d = group["weight"][i]
-                    total = [t + tf.cast(d, t.dtype) * u for t, u in zip(total, update)]
-                    counted += tf.cast(tf.not_equal(d, 0.0), tf.int32)
-                else:  # as TFF: the update counts as zero, and its metrics are dropped
-                    for v, b in zip(model.local_variables, metrics_before):
-                        v.assign(b)
-            return total, counted, model.report_local_unfinalized_metrics()
-
-        return run(hparams, group)
-
-    return group_work, group_type, unfinalized_type, finalizers
-
-
 def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn=None, *,
                               clients_per_group=None):
     """Builds the server step shared by all schemes.
@@ -236,25 +170,46 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
     # (its state), which the grouped work uses too.
     client_work = tff.learning.templates.build_model_delta_client_work(
         model_fn, client_optimizer_fn, client_weighting=tff.learning.ClientWeighting.UNIFORM)
-    aggregator = WeightedSumFactory().create(
-        model_weights_type.trainable, tff.TensorType(np.float32))
-    finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
-        server_optimizer_fn, model_weights_type)
-    client_work_state_type = client_work.initialize.type_signature.result.member
+    aggregator = WeightedSumFactory().create(model_weights_type.trainable, tff.TensorType(np.float32))
+    finalizer = tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer_fn, model_weights_type)
     if clients_per_group is None:
-        data_type = client_work.next.type_signature.parameter[2].member
-        client_input_type = tff.FederatedType(
-            tff.StructWithPythonType(
-                [("model_weights", model_weights_type), ("data", data_type),
-                 ("weight", tff.TensorType(np.float32))],
-                collections.OrderedDict),
-            tff.CLIENTS)
+        client_input_type, local_works = _per_client_works(client_work, aggregator, model_weights_type)
     else:
-        group_work, group_type, unfinalized_type, finalizers = _build_group_work(
-            model_fn, client_optimizer_fn, client_work_state_type, model_weights_type)
-        client_input_type = tff.FederatedType(group_type, tff.CLIENTS)
-        sum_metrics = tff.learning.metrics.sum_then_finalize(finalizers, unfinalized_type)
+        client_input_type, local_works = group_work.grouped_works(
+            model_fn, client_optimizer_fn, client_work, model_weights_type)
+    init_fn = _build_init(initial_model_weights_fn, client_work, aggregator, finalizer)
+    next_fn = _build_next(init_fn, client_input_type, local_works, finalizer)
+    accessors = _build_accessors(init_fn.type_signature.result.member, client_work, finalizer)
+    return StaleModelProcess(init_fn, next_fn, **accessors, clients_per_group=clients_per_group)
 
+
+def _per_client_works(client_work, aggregator, model_weights_type):
+    """``(CLIENTS type, local_works)`` with one ``CLIENTS`` member per local work, TFF's client
+    work; ``local_works(state, clients)`` gives ``(aggregator output: sum_i d_i u_i @SERVER,
+    number of counted updates @SERVER, client-work metrics)``."""
+    data_type = client_work.next.type_signature.parameter[2].member
+    client_input_type = tff.FederatedType(
+        tff.StructWithPythonType(
+            [("model_weights", model_weights_type), ("data", data_type), ("weight", tff.TensorType(np.float32))],
+            collections.OrderedDict),
+        tff.CLIENTS)
+
+    @tff.tensorflow.computation(tff.TensorType(np.float32), tff.TensorType(np.float32))
+    def effective_weight(weight, update_weight):
+        # TFF's client work zeroes a non-finite update and gives it weight 0: keep it out.
+        weight = tf.where(update_weight > 0, weight, tf.zeros_like(weight))
+        return weight, tf.cast(tf.not_equal(weight, 0.0), tf.int32)
+
+    def local_works(state, clients):
+        client_output = client_work.next(state.client_work, clients.model_weights, clients.data)
+        weights, counted = tff.federated_map(effective_weight, (clients.weight, client_output.result.update_weight))
+        aggregated = aggregator.next(state.aggregator, client_output.result.update, weights)
+        return aggregated, tff.federated_sum(counted), client_output.measurements
+
+    return client_input_type, local_works
+
+
+def _build_init(initial_model_weights_fn, client_work, aggregator, finalizer):
     @tff.federated_computation()
     def init_fn():
         return tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
@@ -265,41 +220,23 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
             finalizer=finalizer.initialize(),
         ))
 
-    state_type = init_fn.type_signature.result.member
+    return init_fn
 
-    @tff.tensorflow.computation(tff.TensorType(np.float32), tff.TensorType(np.float32))
-    def effective_weight(weight, update_weight):
-        # TFF's client work zeroes a non-finite update and gives it weight 0: keep it out.
-        weight = tf.where(update_weight > 0, weight, tf.zeros_like(weight))
-        return weight, tf.cast(tf.not_equal(weight, 0.0), tf.int32)
+
+def _build_next(init_fn, client_input_type, local_works, finalizer):
+    """``next(state, clients)``: the local works, their weighted sum, the server optimizer; the
+    state stays as it was when no update counted."""
+    state_type = init_fn.type_signature.result.member
 
     @tff.tensorflow.computation(tff.TensorType(np.int32), state_type, state_type)
     def keep_unless_counted(counted, updated, previous):
         # No update counted: the step is not a step (the server optimizer's state stays too).
         return tf.nest.map_structure(lambda a, b: tf.where(counted > 0, a, b), updated, previous)
 
-    def local_works(state, clients):
-        """``(sum_i d_i u_i @SERVER, number of counted updates @SERVER, client-work metrics)``."""
-        if clients_per_group is None:
-            client_output = client_work.next(state.client_work, clients.model_weights, clients.data)
-            weights, counted = tff.federated_map(
-                effective_weight, (clients.weight, client_output.result.update_weight))
-            aggregated = aggregator.next(state.aggregator, client_output.result.update, weights)
-            return aggregated, tff.federated_sum(counted), client_output.measurements
-        hparams = tff.federated_broadcast(state.client_work)
-        sums, counted, unfinalized = tff.federated_map(group_work, (hparams, clients))
-        # The groups' sums are already weighted: add them up.
-        aggregated = tff.templates.MeasuredProcessOutput(
-            state=state.aggregator, result=tff.federated_sum(sums),
-            measurements=tff.federated_value((), tff.SERVER))
-        measurements = tff.federated_zip(collections.OrderedDict(train=sum_metrics(unfinalized)))
-        return aggregated, tff.federated_sum(counted), measurements
-
     @tff.federated_computation(init_fn.type_signature.result, client_input_type)
     def next_fn(state, clients):
         aggregator_output, counted, client_measurements = local_works(state, clients)
-        finalizer_output = finalizer.next(
-            state.finalizer, state.global_model_weights, aggregator_output.result)
+        finalizer_output = finalizer.next(state.finalizer, state.global_model_weights, aggregator_output.result)
         updated = tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
             global_model_weights=finalizer_output.result,
             distributor=state.distributor,
@@ -316,22 +253,28 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
         ))
         return tff.learning.templates.LearningProcessOutput(new_state, metrics)
 
+    return next_fn
+
+
+def _build_accessors(state_type, client_work, finalizer):
+    """The model-weight and hyperparameter functions of ``LearningProcess`` (keyword arguments);
+    the hyperparameters, as ``tff.learning.templates.compose_learning_process``: the client
+    work's (client optimizer) and the finalizer's (server optimizer)."""
+
+    def with_parts(state, **parts):
+        fields = dict(global_model_weights=state.global_model_weights, distributor=state.distributor,
+                      client_work=state.client_work, aggregator=state.aggregator, finalizer=state.finalizer)
+        fields.update(parts)
+        return tff.learning.templates.LearningAlgorithmState(**fields)
+
     @tff.tensorflow.computation(state_type)
     def get_model_weights(state):
         return state.global_model_weights
 
     @tff.tensorflow.computation(state_type, state_type.global_model_weights)
     def set_model_weights(state, model_weights):
-        return tff.learning.templates.LearningAlgorithmState(
-            global_model_weights=model_weights,
-            distributor=state.distributor,
-            client_work=state.client_work,
-            aggregator=state.aggregator,
-            finalizer=state.finalizer,
-        )
+        return with_parts(state, global_model_weights=model_weights)
 
-    # As tff.learning.templates.compose_learning_process: the client work's (client optimizer)
-    # and the finalizer's (server optimizer) hyperparameters.
     @tff.tensorflow.computation(state_type)
     def get_hparams(state):
         return collections.OrderedDict(client_work=client_work.get_hparams(state.client_work),
@@ -339,14 +282,8 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
 
     @tff.tensorflow.computation(state_type, get_hparams.type_signature.result)
     def set_hparams(state, hparams):
-        return tff.learning.templates.LearningAlgorithmState(
-            global_model_weights=state.global_model_weights,
-            distributor=state.distributor,
-            client_work=client_work.set_hparams(state.client_work, hparams["client_work"]),
-            aggregator=state.aggregator,
-            finalizer=finalizer.set_hparams(state.finalizer, hparams["finalizer"]),
-        )
+        return with_parts(state, client_work=client_work.set_hparams(state.client_work, hparams["client_work"]),
+                          finalizer=finalizer.set_hparams(state.finalizer, hparams["finalizer"]))
 
-    return StaleModelProcess(init_fn, next_fn, get_model_weights, set_model_weights,
-                             get_hparams_fn=get_hparams, set_hparams_fn=set_hparams,
-                             clients_per_group=clients_per_group)
+    return dict(get_model_weights=get_model_weights, set_model_weights=set_model_weights,
+                get_hparams_fn=get_hparams, set_hparams_fn=set_hparams)

@@ -1,21 +1,54 @@
-"""What the federated command lines (``python -m tff_experiments.asynchronous``, ``python -m
-tff_experiments.robust``) share: ``loop`` (the run loop: resume, metrics, checkpoints, progress,
-export), ``cli`` (checks of numbers and ``--out``, the lock, the private namespace), one-line
-errors, run folder layout, metrics and event logs, checkpoints with exact resume, model export,
-progress over virtual time.
+"""The program logic every federated run shares, from ``tff.program``'s parts.
 
-The submodules import TensorFlow/TFF only where they need them; ``cli``, ``errors`` and
-``progress`` import neither, so ``--help`` and bad-input errors stay fast.
+- ``training``: ``train_model(track, ...)``, the one loop of every run: resume from a state
+  manager, one server step after the other, releases of the metrics and models, checkpoints;
+- ``output_folder``: ``train_in_folder(track, out, ...)``, a command line's run in its output
+  folder (its state manager and release managers, the progress bar);
+- ``checkpoints``: the run's whole state for exact resume (``Checkpointer``, and
+  ``CheckpointStateManager``, the same as a ``tff.program.ProgramStateManager``);
+- ``metrics``: ``metrics.csv`` with TensorBoard, ``events.csv``; ``export``: the final model;
+  ``progress``: a progress bar over virtual time; ``run_dir``: the output folder's layout;
+  ``sync``: ``run_sync``, a coroutine run from synchronous code.
+
+A track (what a run is: ``tff_experiments.asynchronous.experiment.AsynchronousExperiment``,
+``tff_experiments.robust.experiment.RobustExperiment``) provides the hooks; nothing here
+imports a track. The names below import their module (and TensorFlow) on first use.
 """
-from tff_experiments.program.errors import CliArgumentParser, UsageError, run_cli
 from tff_experiments.program.progress import VirtualTimeProgress, progress_enabled
 from tff_experiments.program.run_dir import run_paths
+from tff_experiments.program.sync import run_sync
+from tff_experiments.program.training import train_model
+
+_LAZY = {
+    "CheckpointStateManager": "checkpoints",
+    "Checkpointer": "checkpoints",
+    "EventLog": "metrics",
+    "MetricsLogger": "metrics",
+    "export_keras_and_savedmodel": "export",
+    "read_metrics": "metrics",
+    "train_in_folder": "output_folder",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"tff_experiments.program.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
 
 __all__ = [
-    "CliArgumentParser",
-    "UsageError",
+    "CheckpointStateManager",
+    "Checkpointer",
+    "EventLog",
+    "MetricsLogger",
     "VirtualTimeProgress",
+    "export_keras_and_savedmodel",
     "progress_enabled",
-    "run_cli",
+    "read_metrics",
     "run_paths",
+    "run_sync",
+    "train_in_folder",
+    "train_model",
 ]

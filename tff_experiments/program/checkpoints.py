@@ -27,9 +27,10 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from tff_experiments.program import run_dir
-from tff_experiments.program.metrics import run_sync
+from tff_experiments.program.sync import run_sync
 
 FORMAT_VERSION = 1
 PREFIX = "step_"
@@ -49,7 +50,7 @@ def _json_array_hook(obj):
     return np.array(obj["__ndarray__"], dtype=obj["dtype"]) if "__ndarray__" in obj else obj
 
 
-def _encode(leaves):
+def encode_leaves(leaves):
     """``(leaf headers, one uint8 buffer)``: arrays and floats as raw bytes, the rest as JSON.
 
     Packing every array into one buffer keeps a save to two SavedModel variables, whatever the
@@ -87,7 +88,7 @@ def _encode(leaves):
     return headers, np.frombuffer(b"".join(chunks), dtype=np.uint8)
 
 
-def _decode(headers, buffer):
+def decode_leaves(headers, buffer):
     buffer = np.asarray(buffer, dtype=np.uint8)
     leaves = []
     for header in headers:
@@ -164,7 +165,7 @@ class Checkpointer:
         step = int(step)
         if step in self.versions():
             return False
-        headers, buffer = _encode(tf.nest.flatten(state))
+        headers, buffer = encode_leaves(tf.nest.flatten(state))
         header = {"format": FORMAT_VERSION, "step": step, "config": self.config, "leaves": headers}
         header_json = json.dumps(header, default=_json_array)
         payload = [np.array(header_json.encode("utf-8"), dtype=object), buffer]
@@ -180,7 +181,7 @@ class Checkpointer:
         header_bytes, buffer = run_sync(self._manager.load(int(step), [None, None]))
         header = json.loads(_as_bytes(header_bytes).decode("utf-8"), object_hook=_json_array_hook)
         self._check(header, tf.nest.flatten(structure_template))
-        return tf.nest.pack_sequence_as(structure_template, _decode(header["leaves"], buffer))
+        return tf.nest.pack_sequence_as(structure_template, decode_leaves(header["leaves"], buffer))
 
     def load_latest(self, structure_template):
         """``(state, step)`` of the latest readable checkpoint, or ``(None, 0)`` if there is none.
@@ -207,7 +208,7 @@ class Checkpointer:
             self._check(header, template_leaves)
             if damaged:
                 print(f"warning: {self._damage_note(damaged)}; resuming from {PREFIX}{step}", file=sys.stderr, flush=True)
-            return tf.nest.pack_sequence_as(structure_template, _decode(header["leaves"], buffer)), step
+            return tf.nest.pack_sequence_as(structure_template, decode_leaves(header["leaves"], buffer)), step
         if damaged:
             raise ValueError(f"{self._damage_note(damaged)} and no older checkpoint is kept: start again in another "
                              "output folder")
@@ -246,3 +247,35 @@ class Checkpointer:
             )
         if mismatch:
             raise ValueError(f"{where} holds a state of another layout: use another output folder")
+
+
+class CheckpointStateManager(tff.program.ProgramStateManager):
+    """A ``Checkpointer`` as a ``tff.program.ProgramStateManager`` (the output folder's
+    ``checkpoints/``: the settings checked on resume, a damaged checkpoint set aside for the
+    previous one).
+
+    Args:
+      checkpointer: the ``Checkpointer`` of the run's output folder.
+
+    ``resumed_from``: the step of the state ``load_latest`` found (``None``: a fresh run).
+    """
+
+    def __init__(self, checkpointer):
+        self.checkpointer = checkpointer
+        self.resumed_from = None
+
+    async def get_versions(self):
+        return self.checkpointer.versions() or None
+
+    async def load(self, version, structure):
+        if version not in self.checkpointer.versions():
+            raise tff.program.ProgramStateNotFoundError(version)
+        return self.checkpointer.load(version, structure)
+
+    async def load_latest(self, structure):
+        state, step = self.checkpointer.load_latest(structure)
+        self.resumed_from = step if state is not None else None
+        return state, step
+
+    async def save(self, program_state, version):
+        self.checkpointer.save(program_state, version)

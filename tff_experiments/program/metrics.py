@@ -12,8 +12,6 @@ crashed) are dropped, so nothing is repeated. Typical driver::
     metrics.log(n, {"loss": ..., "accuracy": ...}, time=clock)   # then
     checkpointer.maybe_save(state, n)
 """
-import asyncio
-import concurrent.futures
 import csv
 import io
 import shutil
@@ -22,28 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tff_experiments.program import run_dir
-
-
-def run_sync(coroutine):
-    """Runs a ``tff.program`` coroutine to completion from synchronous code (Jupyter included).
-
-    Not through ``asyncio.run``: its Ctrl-C handler only cancels the task, which takes effect
-    at the coroutine's next ``await``, and a training loop's TFF calls block between them (an
-    asynchronous run went on for 100 s after Ctrl-C). Here Ctrl-C raises ``KeyboardInterrupt``
-    in the call at once, as in synchronous code."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(coroutine)
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop already runs in this thread
-        return pool.submit(asyncio.run, coroutine).result()
+from tff_experiments.program.sync import run_sync
 
 
 def _scalar(value):

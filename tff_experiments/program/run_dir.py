@@ -14,6 +14,7 @@ them to the checkpointed step before it goes on, so no row is lost or repeated.
 """
 import csv
 import io
+import math
 import os
 from pathlib import Path
 
@@ -84,3 +85,14 @@ def _as_int(text):
         return int(text)
     except ValueError:
         return int(float(text))
+
+
+def json_safe(value):
+    """``value`` with NaN and infinities as ``None`` (JSON has no NaN), through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

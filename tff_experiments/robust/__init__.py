@@ -20,7 +20,7 @@ LPD-EPFL/robust-collaborative-learning (``peerToPeer.py``).
 Importing this package imports neither TensorFlow nor TFF; the names below import their module
 (and TensorFlow) on first use.
 """
-from tff_experiments.robust.settings import ATTACK_NAMES, RULE_NAMES
+from tff_experiments.robust.choices import ATTACK_NAMES, RULE_NAMES
 
 # (centered_clipping, geometric_median and krum are named as their modules: import them from those.)
 _LAZY = {

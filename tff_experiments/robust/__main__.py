@@ -1,9 +1,9 @@
 """``python -m tff_experiments.robust``: see ``tff_experiments.robust.cli``."""
-from tff_experiments.program.cli import quiet_tensorflow
+from tff_experiments.command_line.launch import quiet_tensorflow
 
 quiet_tensorflow()  # before TensorFlow is imported
 
 from tff_experiments.robust.cli import main  # noqa: E402
-from tff_experiments.program.errors import run_cli  # noqa: E402
+from tff_experiments.command_line.errors import run_cli  # noqa: E402
 
 run_cli(main, isolate=True)

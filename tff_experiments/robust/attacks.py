@@ -27,7 +27,7 @@ where :math:`R_j` is honest machine :math:`j`'s mixing rule applied to all :math
 """
 import tensorflow as tf
 
-from tff_experiments.robust.settings import ATTACK_NAMES, SCALED_ATTACKS  # noqa: F401  (re-exported)
+from tff_experiments.robust.choices import ATTACK_NAMES, SCALED_ATTACKS  # noqa: F401  (re-exported)
 
 
 def sign_flipping(honest):

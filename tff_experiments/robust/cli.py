@@ -19,9 +19,11 @@ checkpoint and ends exactly where an uninterrupted run ends.
 """
 import json
 
-from tff_experiments.program.cli import add_run_arguments, command_line_parser, json_safe, launch
-from tff_experiments.program.errors import UsageError  # noqa: F401  (for callers)
-from tff_experiments.robust.settings import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES, RunSettings
+from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
+from tff_experiments.command_line.launch import launch
+from tff_experiments.program.run_dir import json_safe
+from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES
+from tff_experiments.robust.settings import RobustSettings
 
 MODULE = "tff_experiments.robust"
 
@@ -81,8 +83,8 @@ def build_parser():
 
 
 def settings_from(argv=None):
-    """The validated ``RunSettings`` of a command line (one-line ``UsageError`` if bad)."""
-    return RunSettings(**vars(build_parser().parse_args(argv)))
+    """The validated ``RobustSettings`` of a command line (one-line ``UsageError`` if bad)."""
+    return RobustSettings(**vars(build_parser().parse_args(argv)))
 
 
 def main(argv=None, isolate=False):
@@ -91,9 +93,9 @@ def main(argv=None, isolate=False):
 
 
 def run(settings, out):
-    from tff_experiments.robust.driver import run_monna
+    from tff_experiments.robust.experiment import run_robust_experiment
 
-    summary = run_monna(settings, out)
+    summary = run_robust_experiment(settings, out)
     final = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary["final"].items()}
     print(json.dumps(json_safe({"out": str(settings.out), "step": summary["steps"], **final}), allow_nan=False))
     return 0

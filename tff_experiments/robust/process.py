@@ -36,8 +36,7 @@ The random draws (receptions) are stateless functions of ``(seed, t)``, so a run
 ``(server_state, client_states)`` repeats the same steps exactly.
 """
 import collections
-import dataclasses
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -47,75 +46,13 @@ from tff_experiments.robust import attacks as attacks_lib
 from tff_experiments.robust.gather import gather_at_server
 from tff_experiments.robust.nna import pairwise_squared_distances
 from tff_experiments.robust.rules import MixingRule
-from tff_experiments.robust.settings import check_peer_to_peer
 
 
-
-@dataclasses.dataclass(frozen=True)
-class MonnaConfig:
-    """What one peer-to-peer run does (the model and data come separately).
-
-    Attributes:
-      num_machines: :math:`n`, honest and Byzantine.
-      num_byzantine: :math:`f`, the Byzantine machines, :math:`0 \\le 2f < n`; the rule
-        tolerates as many.
-      rule: the ``MixingRule`` of the honest machines (its ``f`` is set to ``num_byzantine``).
-      attack: one of ``attacks.ATTACK_NAMES``; ``"none"`` exactly when ``num_byzantine == 0``.
-      momentum: :math:`\\beta` (0.99 for MoNNA, 0 for NNA/BRIDGE; the authors' SCC uses 0.9).
-      learning_rate: :math:`\\gamma_0`.
-      decay: :math:`\\tau` of :math:`\\gamma_t = \\gamma_0/(t'/\\tau + 1)`; 0 keeps it constant.
-      decay_delta: the learning rate changes every ``decay_delta`` steps.
-      l2_regularization: :math:`\\lambda`.
-      reception: ``"authors"`` or ``"all"`` (see the module docstring).
-      attack_factor: fixed :math:`z` of ALIE/FOE; ``None`` line-searches it every step.
-      attack_evaluations: the line search's budget (the authors' 16).
-      mimic_target: the honest machine that mimic copies.
-      num_classes: :math:`K` for label flipping, :math:`y \\mapsto K - 1 - y`.
-      seed: seed of the random receptions.
-    """
-
-    num_machines: int
-    num_byzantine: int
-    rule: MixingRule
-    attack: str = "none"
-    momentum: float = 0.99
-    learning_rate: float = 0.75
-    decay: float = 50.0
-    decay_delta: int = 50
-    l2_regularization: float = 1e-4
-    reception: str = "authors"
-    attack_factor: Optional[float] = None
-    attack_evaluations: int = 16
-    mimic_target: int = 0
-    num_classes: int = 10
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("attack_evaluations", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        check_peer_to_peer(self.num_machines, self.num_byzantine, self.rule.name, self.attack,
-                           reception=self.reception, momentum=self.momentum, learning_rate=self.learning_rate,
-                           decay=self.decay, decay_delta=self.decay_delta, l2_regularization=self.l2_regularization,
-                           attack_factor=self.attack_factor, mimic_target=self.mimic_target, seed=self.seed)
-        if self.rule.f != self.num_byzantine:
-            object.__setattr__(self, "rule", dataclasses.replace(self.rule, f=self.num_byzantine))
-
-    @property
-    def num_honest(self):
-        return self.num_machines - self.num_byzantine
-
-    @property
-    def num_received(self):
-        """Vectors each honest machine receives, its own included."""
-        if self.reception == "authors":
-            return self.num_machines - self.num_byzantine
-        return self.num_machines
-
-    @property
-    def needs_flipped_gradients(self):
-        return self.attack == "label_flipping"
+def mixing_rule(settings):
+    """The ``MixingRule`` of the honest machines of a run's ``RobustSettings`` (its ``f``: the
+    Byzantine machines)."""
+    return MixingRule(settings.rule, f=settings.num_byzantine, clip_threshold=settings.clip_threshold,
+                      clip_iterations=settings.clip_iterations, krum_squared=settings.krum_squared)
 
 
 def learning_rate_at(step, initial, decay, decay_delta):
@@ -127,7 +64,7 @@ def learning_rate_at(step, initial, decay, decay_delta):
     return initial / (tf.cast(last_update, tf.float64) / decay + 1.0)
 
 
-def reception_indices(config, step, seed):
+def reception_indices(settings, step, seed):
     """``[h, k]`` int32 indices into ``concat(honest [h], byzantine [f])``: what each machine receives.
 
     Row ``j`` starts with ``j`` (the machine's own vector), then the other honest machines it
@@ -135,11 +72,11 @@ def reception_indices(config, step, seed):
     ``n - 2f - 1`` other honest machines are a uniform draw without replacement, a stateless
     function of ``(seed, step)``.
     """
-    h, f, n = config.num_honest, config.num_byzantine, config.num_machines
+    h, f, n = settings.num_honest, settings.num_byzantine, settings.num_machines
     own = tf.range(h, dtype=tf.int32)[:, tf.newaxis]
     byzantine = tf.tile(tf.range(h, n, dtype=tf.int32)[tf.newaxis, :], [h, 1])
     # Others of row j, in a random (authors) or increasing (all) order: j itself sorts last.
-    if config.reception == "authors":
+    if settings.reception == "authors":
         keys = tf.random.stateless_uniform(
             [h, h], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)]), dtype=tf.float32
         )
@@ -163,40 +100,40 @@ def mix_received(rule, everything, indices):
     return rule.mix_each(tf.gather(everything, indices))
 
 
-def byzantine_vectors(config, honest, learning_rate, flipped_gradients=None):
+def byzantine_vectors(settings, honest, learning_rate, flipped_gradients=None):
     """``([f, d] Byzantine vectors, factor z)`` for this step (z = 0 where it does not apply)."""
-    f, h, n = config.num_byzantine, config.num_honest, config.num_machines
+    f, h, n = settings.num_byzantine, settings.num_honest, settings.num_machines
     d = honest.shape[1]
     if f == 0:
         return tf.zeros([0, d], honest.dtype), tf.constant(0.0, tf.float64)
-    if config.attack in attacks_lib.SCALED_ATTACKS:
-        base, direction = attacks_lib.attack_base_and_direction(config.attack, honest)
-        if config.attack_factor is None:
-            view = full_view_indices(h, n)
-            if config.rule.depends_on_own:
-                mix_all = lambda everything: mix_received(config.rule, everything, view)  # noqa: E731
+    if settings.attack in attacks_lib.SCALED_ATTACKS:
+        base, direction = attacks_lib.attack_base_and_direction(settings.attack, honest)
+        if settings.attack_factor is None:
+            rule, view = mixing_rule(settings), full_view_indices(h, n)
+            if rule.depends_on_own:
+                mix_all = lambda everything: mix_received(rule, everything, view)  # noqa: E731
             else:  # the same result for every machine: compute it once
-                mix_all = lambda everything: config.rule(everything)[tf.newaxis, :]  # noqa: E731
+                mix_all = lambda everything: rule(everything)[tf.newaxis, :]  # noqa: E731
             sent = attacks_lib.byzantine_vector(
-                config.attack,
+                settings.attack,
                 honest,
                 mix_all=mix_all,
-                evaluations=config.attack_evaluations,
+                evaluations=settings.attack_evaluations,
                 num_byzantine=f,
             )
         else:
-            sent = base + tf.cast(config.attack_factor, honest.dtype) * direction
+            sent = base + tf.cast(settings.attack_factor, honest.dtype) * direction
         # The factor, recovered for the metrics: sent = base + z direction.
         norm = tf.reduce_sum(tf.square(direction))
         factor = tf.math.divide_no_nan(tf.reduce_sum((sent - base) * direction), norm)
         factor = tf.cast(factor, tf.float64)
     else:
         sent = attacks_lib.byzantine_vector(
-            config.attack,
+            settings.attack,
             honest,
             flipped_gradients=flipped_gradients,
             learning_rate=learning_rate,
-            mimic_target=config.mimic_target,
+            mimic_target=settings.mimic_target,
         )
         factor = tf.constant(0.0, tf.float64)
     return tf.repeat(sent[tf.newaxis, :], f, axis=0), factor
@@ -269,10 +206,10 @@ def state_types(dimension, batch_spec):
     return server, client, batch
 
 
-def _local_step(flat_model, config, client_state_type, batch_type):
+def _local_step(flat_model, settings, client_state_type, batch_type):
     """The honest machine's work: gradient, momentum, half step; its message for the exchange."""
-    flip = config.needs_flipped_gradients
-    beta, l2, num_classes = float(config.momentum), float(config.l2_regularization), int(config.num_classes)
+    flip = settings.needs_flipped_gradients
+    beta, l2, num_classes = float(settings.momentum), float(settings.l2_regularization), int(settings.num_classes)
 
     @tff.tensorflow.computation(client_state_type, batch_type, np.float32)
     def local_step(state, batch, rate):
@@ -297,9 +234,9 @@ def _local_step(flat_model, config, client_state_type, batch_type):
     return local_step
 
 
-def _mix(config, server_state_type, gathered_type):
+def _mix(settings, server_state_type, gathered_type):
     """The server's part: the Byzantine vectors, each machine's reception and mixing."""
-    h = config.num_honest
+    h, rule = settings.num_honest, mixing_rule(settings)
     fields = {name: t.shape[1] for name, t in tff.structure.iter_elements(gathered_type) if name != "index"}
 
     @tff.tensorflow.computation(server_state_type, gathered_type, np.float32)
@@ -307,12 +244,12 @@ def _mix(config, server_state_type, gathered_type):
         order = tf.argsort(gathered["index"])  # clients arrive in any order: sort by index
         rows = {name: tf.ensure_shape(tf.gather(gathered[name], order), [h, d]) for name, d in fields.items()}
         honest, flipped = rows["theta"], rows.get("flipped")
-        byzantine, factor = byzantine_vectors(config, honest, rate, flipped)
+        byzantine, factor = byzantine_vectors(settings, honest, rate, flipped)
         everything = tf.concat([honest, byzantine], axis=0)
-        indices = reception_indices(config, server_state["step"], server_state["seed"])
-        mixed = mix_received(config.rule, everything, indices)
+        indices = reception_indices(settings, server_state["step"], server_state["seed"])
+        mixed = mix_received(rule, everything, indices)
         spread = tf.sqrt(tf.reduce_max(pairwise_squared_distances(mixed)))
-        if config.num_byzantine:
+        if settings.num_byzantine:
             byzantine_distance = tf.norm(byzantine[0] - tf.reduce_mean(honest, axis=0))
         else:
             byzantine_distance = tf.constant(0.0, tf.float32)
@@ -356,28 +293,28 @@ class MonnaComputations(NamedTuple):
     mix: Any
 
 
-def monna_computations(flat_model, config, batch_spec):
-    """``MonnaComputations`` of ``config`` on ``flat_model`` (``FlatModel``) and batches ``batch_spec``."""
-    d, h = flat_model.dimension, config.num_honest
+def monna_computations(flat_model, settings, batch_spec):
+    """``MonnaComputations`` of ``settings`` on ``flat_model`` (``FlatModel``) and batches ``batch_spec``."""
+    d, h = flat_model.dimension, settings.num_honest
     server_state_type, client_state_type, batch_type = state_types(d, batch_spec)
 
     @tff.tensorflow.computation(server_state_type)
     def learning_rate(server_state):
-        rate = learning_rate_at(server_state["step"], config.learning_rate, config.decay, config.decay_delta)
+        rate = learning_rate_at(server_state["step"], settings.learning_rate, settings.decay, settings.decay_delta)
         return tf.cast(rate, tf.float32)
 
-    local_step = _local_step(flat_model, config, client_state_type, batch_type)
+    local_step = _local_step(flat_model, settings, client_state_type, batch_type)
     message_type = local_step.type_signature.result["message"]
     gathered_type = tff.StructType(
         [(name, tff.TensorType(t.dtype, [None, *t.shape])) for name, t in tff.structure.iter_elements(message_type)]
     )
-    mix = _mix(config, server_state_type, gathered_type)
+    mix = _mix(settings, server_state_type, gathered_type)
     select_row, selection_key, adopt = _adoption(client_state_type, mix.type_signature.result["mixed"], d)
 
     @tff.federated_computation
     def initialize():
         return tff.federated_value(
-            collections.OrderedDict(step=np.int64(0), seed=np.int64(config.seed)), tff.SERVER
+            collections.OrderedDict(step=np.int64(0), seed=np.int64(settings.seed)), tff.SERVER
         )
 
     @tff.federated_computation(
@@ -412,7 +349,7 @@ def monna_computations(flat_model, config, batch_spec):
     return MonnaComputations(initialize, next_fn, local_step, mix)
 
 
-def build_monna_process(flat_model, config, batch_spec):
+def build_monna_process(flat_model, settings, batch_spec):
     """One peer-to-peer step of every machine as a ``tff.templates.IterativeProcess``.
 
     ``initialize() -> server_state@SERVER``; ``next(server_state@SERVER, client_states@CLIENTS,
@@ -427,7 +364,7 @@ def build_monna_process(flat_model, config, batch_spec):
       honest_gradients, attack_gradients>`` (the last two: gradients computed per honest machine
       this step, for the algorithm and for simulating the label-flipping attack).
     """
-    computations = monna_computations(flat_model, config, batch_spec)
+    computations = monna_computations(flat_model, settings, batch_spec)
     return tff.templates.IterativeProcess(computations.initialize, computations.next)
 
 

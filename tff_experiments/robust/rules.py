@@ -27,7 +27,7 @@ from tff_experiments.robust.coordinatewise import coordinate_median, trimmed_mea
 from tff_experiments.robust.geometric_median import geometric_median
 from tff_experiments.robust.krum import krum
 from tff_experiments.robust.nna import nearest_neighbor_average
-from tff_experiments.robust.settings import RULE_NAMES, check_rule_input
+from tff_experiments.robust.choices import RULE_NAMES, check_rule_input
 
 # Rules whose result depends on which received vector is the machine's own.
 OWN_DEPENDENT_RULES = frozenset({"nna", "centered_clipping"})

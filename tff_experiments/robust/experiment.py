@@ -1,10 +1,10 @@
-r"""The plain-Python driver of a MoNNA / robust peer-to-peer run: data, steps, evaluation, files.
+r"""One robust peer-to-peer experiment (MoNNA or a baseline, under an attack): its data, process
+and evaluation, and what its output folder records: the track that
+``tff_experiments.program.output_folder`` runs.
 
-``RunSettings`` holds every setting of a run, validated once, when it is built (errors name the
-flag of ``python -m tff_experiments.robust``). ``MonnaRun`` is the run's track for the shared
-loop (``tff_experiments.program.loop``): it builds the process for the settings, feeds it one
-batch per honest machine per step and evaluates every honest machine's model on held-out data.
-``run_monna(settings)`` runs it into ``settings.out`` (layout of
+``RobustExperiment`` builds the process of a run's ``RobustSettings``, feeds it one batch per
+honest machine per step and evaluates every honest machine's model on held-out data.
+``run_robust_experiment(settings)`` runs it into ``settings.out`` (layout of
 ``tff_experiments.program.run_dir``)::
 
     metrics.csv, tensorboard/   per evaluation: mean and worst honest accuracy, mean honest
@@ -23,18 +23,25 @@ uninterrupted one bit for bit.
 """
 import collections
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from tff_experiments.program.cli import json_safe
-from tff_experiments.robust.settings import RunSettings  # noqa: F401  (the settings of a run)
+from tff_experiments import models
+from tff_experiments.data.digits import digits_client_data
+from tff_experiments.program.export import export_keras_and_savedmodel
+from tff_experiments.program.metrics import read_metrics
+from tff_experiments.program.output_folder import train_in_folder
+from tff_experiments.program.run_dir import json_safe, run_paths
+from tff_experiments.program.sync import run_sync
+from tff_experiments.robust.process import FlatModel, initial_client_states, monna_computations
+
 
 def keras_builder(name):
-    from tff_experiments import models
-
+    """The ``tff_experiments.models`` builder of a ``--model`` name (``logistic`` or ``cnn``)."""
     builders = {"logistic": models.digits_logistic, "cnn": models.digits_cnn}
     if name not in builders:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(builders)}")
@@ -76,8 +83,6 @@ class HonestData:
 
 def digits_setup(settings):
     """``(HonestData, (x_test, y_test))``: digits split by Dirichlet(alpha) over the honest machines."""
-    from tff_experiments.data.digits import digits_client_data
-
     honest = settings.num_machines - settings.num_byzantine
     client_data, test = digits_client_data(honest, settings.alpha, seed=settings.seed)
     arrays = [client_data.client_arrays(str(j)) for j in range(honest)]
@@ -86,9 +91,7 @@ def digits_setup(settings):
 
 def evaluate_honest(builder, flat_model, thetas, x_test, y_test):
     """Test accuracy and loss of every honest machine's model: ``(accuracies, losses)``."""
-    from tff_experiments.models import evaluate_weights
-
-    results = [evaluate_weights(builder, flat_model.unflatten_numpy(theta), x_test, y_test) for theta in thetas]
+    results = [models.evaluate_weights(builder, flat_model.unflatten_numpy(theta), x_test, y_test) for theta in thetas]
     return [r["accuracy"] for r in results], [r["loss"] for r in results]
 
 
@@ -98,55 +101,66 @@ def max_pairwise_distance(thetas):
     return float(max(np.max(np.linalg.norm(stacked - row, axis=1)) for row in stacked))
 
 
-class MonnaRun:
-    """One configured run: the process, the data, the initial state, ``step`` and ``evaluate``;
-    the track that ``tff_experiments.program.loop.run_loop`` runs."""
+
+
+class RobustExperiment:
+    """The run of ``settings``: its process, data and evaluation, and what its output folder
+    records (``metrics.csv``, ``model/``); the track that ``train_in_folder`` runs.
+
+    Args:
+      settings: the run's ``RobustSettings``.
+      data: the honest machines' ``HonestData`` (default: ``digits_setup(settings)``).
+      test: ``(x_test, y_test)``, given with ``data``.
+    """
 
     progress_unit = "steps"
     event_fields = None
 
     def __init__(self, settings, data=None, test=None):
-        from tff_experiments.robust.process import FlatModel, monna_computations
-
         self.settings = settings
-        self.config = settings.config()
         self.run_config = settings.as_dict()
         if data is None:
             data, test = digits_setup(settings)
         self.data, (self.x_test, self.y_test) = data, test
-        if data.num_machines != self.config.num_honest:
-            raise ValueError(f"the data has {data.num_machines} machines, the run {self.config.num_honest} honest ones")
+        if data.num_machines != settings.num_honest:
+            raise ValueError(f"the data has {data.num_machines} machines, the run {settings.num_honest} honest ones")
         self.builder = keras_builder(settings.model)
         batch_spec = data.batch_spec()
         self.flat_model = FlatModel(self.builder, batch_spec, seed=settings.seed)
-        computations = monna_computations(self.flat_model, self.config, batch_spec)
+        computations = monna_computations(self.flat_model, settings, batch_spec)
         self.process = tff.templates.IterativeProcess(computations.initialize, computations.next)
         self.mix = computations.mix  # the server's mixing alone (for timing it)
         self.num_steps = self.horizon = settings.steps
+        self._evaluation = (None, None)  # (steps done, the evaluation of that step's models)
+        self.final_thetas = None  # the honest models, once the run is done
 
+    # -- the program logic's hooks (tff_experiments.program.training); the state is its own
+    # program state: NumPy arrays in a fixed structure.
     def initial_state(self):
-        from tff_experiments.robust.process import initial_client_states
-
         server = self.process.initialize()
         return collections.OrderedDict(
             server=collections.OrderedDict(step=np.int64(server["step"]), seed=np.int64(server["seed"])),
-            clients=initial_client_states(self.flat_model, self.config.num_honest),
+            clients=initial_client_states(self.flat_model, self.settings.num_honest),
         )
 
-    # The state is its own checkpoint: NumPy arrays in a fixed structure.
-    def checkpoint_template(self):
+    def program_state_template(self):
         return self.initial_state()
 
-    def to_checkpoint(self, state):
+    def to_program_state(self, state):
         return state
 
-    def from_checkpoint(self, saved):
+    def from_program_state(self, saved):
         return saved
 
-    def step(self, state):
-        """One training step of every machine; returns ``(new_state, train_metrics)``."""
-        step = int(state["server"]["step"])
-        server, clients, metrics = self.process.next(state["server"], state["clients"], self.data.batches(step))
+    def steps_done(self, state):
+        return int(state["server"]["step"])
+
+    def next(self, state):
+        """One training step of every machine; returns ``(new_state, train_metrics)``, the metrics
+        with the step's wall time (``step_seconds``)."""
+        start = time.perf_counter()
+        server, clients, metrics = self.process.next(
+            state["server"], state["clients"], self.data.batches(self.steps_done(state)))
         new_state = collections.OrderedDict(
             server=collections.OrderedDict(step=np.int64(server["step"]), seed=np.int64(server["seed"])),
             clients=[
@@ -156,43 +170,77 @@ class MonnaRun:
                 for c in clients
             ],
         )
-        return new_state, {k: float(v) for k, v in metrics.items()}
+        train_metrics = {k: float(v) for k, v in metrics.items()}
+        train_metrics["step_seconds"] = time.perf_counter() - start
+        return new_state, train_metrics
+
+    def step(self, state):
+        """``next`` without the wall time: ``(new_state, train_metrics)``."""
+        state, train_metrics = self.next(state)
+        train_metrics.pop("step_seconds")
+        return state, train_metrics
 
     def thetas(self, state):
+        """The honest machines' models (flat vectors), in machine order."""
         return [c["theta"] for c in state["clients"]]
 
+    def model_release(self, state):
+        return self.thetas(state)
+
+    def final_model(self, state):
+        return self.thetas(state)
+
+    # -- evaluation
     def evaluate(self, state, per_machine=False):
         """Mean and worst honest test accuracy, mean test loss, spread (and the accuracies)."""
-        accuracies, losses = evaluate_honest(self.builder, self.flat_model, self.thetas(state), self.x_test, self.y_test)
+        return self.evaluate_models(self.thetas(state), per_machine=per_machine)
+
+    def evaluate_models(self, thetas, per_machine=False):
+        """``evaluate`` of the honest models ``thetas``."""
+        accuracies, losses = evaluate_honest(self.builder, self.flat_model, thetas, self.x_test, self.y_test)
         result = {
             "mean_accuracy": float(np.mean(accuracies)),
             "worst_accuracy": float(np.min(accuracies)),
             "mean_test_loss": float(np.mean(losses)),
-            "spread": max_pairwise_distance(self.thetas(state)),
+            "spread": max_pairwise_distance(thetas),
         }
         if per_machine:
             result["accuracies"] = [float(a) for a in accuracies]
         return result
 
-    # -- the loop's hooks
+    def final_evaluation(self):
+        """``evaluate(..., per_machine=True)`` of the final models (evaluated once)."""
+        steps, evaluation = self._evaluation
+        if steps != self.num_steps:
+            evaluation = self.evaluate_models(self.final_thetas, per_machine=True)
+            self._evaluation = (self.num_steps, evaluation)
+        return dict(evaluation)
+
+    # -- what the output folder records (tff_experiments.program.output_folder)
     def clock(self, steps_done):
         return steps_done
 
     def evaluation_due(self, steps_done):
         return steps_done % self.settings.eval_every == 0 or steps_done == self.num_steps
 
-    def metrics(self, steps_done, state, train, step_seconds):
-        if train is None:  # step 0
-            return dict(self.evaluate(state), step_seconds=0.0)
+    def metrics(self, steps_done, thetas, train_metrics):
+        """The ``metrics.csv`` row after ``steps_done`` steps: the honest models' evaluation, the
+        last step's training metrics and the mean wall time of the steps since the last row."""
+        evaluation = self.evaluate_models(thetas, per_machine=True)
+        self._evaluation = (steps_done, evaluation)
+        row = {k: v for k, v in evaluation.items() if k != "accuracies"}
+        if not train_metrics:  # step 0
+            return dict(row, step_seconds=0.0)
+        last = train_metrics[-1]
         return dict(
-            self.evaluate(state),
-            train_loss=train["train_loss"],
-            learning_rate=train["learning_rate"],
-            attack_factor=train["attack_factor"],
-            byzantine_distance=train["byzantine_distance"],
-            honest_gradients_per_step=train["honest_gradients"],
-            attack_gradients_per_step=train["attack_gradients"],
-            step_seconds=step_seconds,
+            row,
+            train_loss=last["train_loss"],
+            learning_rate=last["learning_rate"],
+            attack_factor=last["attack_factor"],
+            byzantine_distance=last["byzantine_distance"],
+            honest_gradients_per_step=last["honest_gradients"],
+            attack_gradients_per_step=last["attack_gradients"],
+            step_seconds=float(np.mean([t["step_seconds"] for t in train_metrics])),
         )
 
     def progress_fields(self, row):
@@ -200,29 +248,35 @@ class MonnaRun:
             return {}
         return {"acc": f"{row['mean_accuracy']:.3f}", "worst": f"{row['worst_accuracy']:.3f}"}
 
-    def export(self, state, model_dir):
-        from tff_experiments.program.export import export_keras_and_savedmodel
-
+    def export(self, thetas, model_dir):
+        self.final_thetas = thetas
         machine = self.settings.export_machine
-        return export_keras_and_savedmodel(self.builder, self.flat_model.unflatten_numpy(self.thetas(state)[machine]),
+        return export_keras_and_savedmodel(self.builder, self.flat_model.unflatten_numpy(thetas[machine]),
                                            model_dir, seed=self.settings.seed)
 
 
-def run_monna(settings, out_dir=None, data=None, test=None):
+def run_robust_experiment(settings, out_dir=None, data=None, test=None):
     """Runs (or resumes) ``settings`` into ``out_dir`` (default ``settings.out``); writes and
-    returns the summary (``summary.json``)."""
-    from tff_experiments.program.loop import run_loop
+    returns the summary (``summary.json``).
 
+    Args:
+      settings: the run's ``RobustSettings``.
+      out_dir: the output folder (default ``settings.out``).
+      data: the honest machines' ``HonestData`` (default: ``digits_setup(settings)``).
+      test: ``(x_test, y_test)``, given with ``data``.
+    """
     out = Path(settings.out if out_dir is None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = MonnaRun(settings, data=data, test=test)
-    state, rows = run_loop(run, out, checkpoint_every=settings.checkpoint_every, progress=settings.progress)
-    final = run.evaluate(state, per_machine=True)
+    experiment = RobustExperiment(settings, data=data, test=test)
+    steps = run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
+                                     progress=settings.progress))
+    rows = read_metrics(run_paths(out)["metrics"])
+    final = experiment.final_evaluation()
     accuracies = final.pop("accuracies")
     timed = [r["step_seconds"] for r in rows if r["step"] > 0]
     summary = {
         "settings": settings.as_dict(),
-        "steps": int(state["server"]["step"]),
+        "steps": steps,
         "final": final,
         "final_accuracies": accuracies,
         "mean_step_seconds": float(np.mean(timed)) if timed else None,

@@ -1,0 +1,127 @@
+r"""The local works of a group of clients in one TensorFlow call (``clients_per_group``).
+
+TFF 0.87's runtime costs tens of milliseconds per ``CLIENTS`` member, whatever the work, which
+dominates for small models and thousands of clients a step. A member of ``CLIENTS`` is here a
+group of up to G local works, their models, batches and weights stacked,
+``<model_weights=W[c], data=<x[c, K, b, ...], y[c, K, b]>, weight=float32[c]>``, run one after
+the other as TFF's ``build_model_delta_client_work`` runs one: K steps of the client optimizer
+from the client's model, update = start - end, a non-finite update counting as zero with
+weight 0. The group returns :math:`\sum_i d_i u_i` over its works, so the server adds up the
+groups' sums: the same result as one member per work, far fewer TFF calls.
+
+The client step mirrors TFF 0.87's ``build_model_delta_update_with_tff_optimizer``
+(tensorflow_federated/python/learning/templates/model_delta_client_work.py, Apache 2.0).
+"""
+import collections
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+
+def grouped_works(model_fn, client_optimizer, client_work, model_weights_type):
+    """``(CLIENTS type, local_works)`` with a group of local works per ``CLIENTS`` member;
+    ``local_works(state, clients)`` gives ``(aggregator output: sum_i d_i u_i @SERVER, number of
+    counted updates @SERVER, client-work metrics)``, as ``process._per_client_works``.
+
+    Args:
+      model_fn: the process' ``model_fn``.
+      client_optimizer: the client's ``tff.learning.optimizers.Optimizer``.
+      client_work: TFF's client work of the same model and optimizer (its state holds the
+        optimizer's hyperparameters, which the groups use).
+      model_weights_type: the type of the model's ``ModelWeights``.
+    """
+    hparams_type = client_work.initialize.type_signature.result.member
+    probe = _probe_model(model_fn)
+    group_type = group_value_type(model_weights_type, probe.input_spec)
+    run_group = _build_group_computation(model_fn, client_optimizer, hparams_type, group_type)
+    sum_metrics = tff.learning.metrics.sum_then_finalize(probe.finalizers, probe.unfinalized_type)
+
+    def local_works(state, clients):
+        hparams = tff.federated_broadcast(state.client_work)
+        sums, counted, unfinalized = tff.federated_map(run_group, (hparams, clients))
+        aggregated = tff.templates.MeasuredProcessOutput(  # the groups' sums are already weighted
+            state=state.aggregator, result=tff.federated_sum(sums), measurements=tff.federated_value((), tff.SERVER))
+        measurements = tff.federated_zip(collections.OrderedDict(train=sum_metrics(unfinalized)))
+        return aggregated, tff.federated_sum(counted), measurements
+
+    return tff.FederatedType(group_type, tff.CLIENTS), local_works
+
+
+_Probe = collections.namedtuple("_Probe", "input_spec unfinalized_type finalizers")
+
+
+def _probe_model(model_fn):
+    """The model's input spec and metrics (types and finalizers), from a model built aside."""
+    with tf.Graph().as_default():
+        model = model_fn()
+        unfinalized_type = tff.types.tensorflow_to_type(
+            tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), model.report_local_unfinalized_metrics()))
+        return _Probe(model.input_spec, unfinalized_type, model.metric_finalizers())
+
+
+def group_value_type(model_weights_type, element_spec):
+    """The type of one group: its works' models, batches ``[clients, K, batch, ...]`` and weights."""
+
+    def stacked(spec_or_type):
+        return tff.TensorType(spec_or_type.dtype, [None] + list(spec_or_type.shape))
+
+    weights_type = tff.types.to_type(model_weights_type)
+    group_weights_type = tff.StructWithPythonType(
+        [("trainable", tff.StructWithPythonType([stacked(t) for t in weights_type.trainable], list)),
+         ("non_trainable", tff.StructWithPythonType([stacked(t) for t in weights_type.non_trainable], list))],
+        tff.learning.models.ModelWeights)
+    # one tensor per input field (the batch spec has the batch dimension)
+    data_type = tff.types.tensorflow_to_type(
+        tf.nest.map_structure(lambda t: tf.TensorSpec([None, None] + t.shape.as_list(), t.dtype), element_spec))
+    return tff.StructWithPythonType(
+        [("model_weights", group_weights_type), ("data", data_type), ("weight", tff.TensorType(np.float32, [None]))],
+        collections.OrderedDict)
+
+
+def _build_group_computation(model_fn, client_optimizer, hparams_type, group_type):
+    """``(hparams, group) -> (sum_i d_i u_i, counted updates, unfinalized metrics)``."""
+
+    @tff.tensorflow.computation(hparams_type, group_type)
+    def run_group(hparams, group):
+        model = model_fn()
+        weights = tff.learning.models.ModelWeights.from_model(model)
+        specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in weights.trainable)
+
+        @tf.function
+        def run(hparams, group):
+            total = [tf.zeros_like(v) for v in weights.trainable]
+            counted = tf.constant(0, tf.int32)
+            for i in tf.range(tf.shape(group["weight"])[0]):
+                metrics_before = [tf.identity(v) for v in model.local_variables]
+                update = _local_work(model, weights, client_optimizer, specs, hparams, group, i)
+                finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(u)) for u in update])
+                if finite:
+                    d = group["weight"][i]
+                    total = [t + tf.cast(d, t.dtype) * u for t, u in zip(total, update)]
+                    counted += tf.cast(tf.not_equal(d, 0.0), tf.int32)
+                else:  # as TFF: the update counts as zero, and its metrics are dropped
+                    for v, b in zip(model.local_variables, metrics_before):
+                        v.assign(b)
+            return total, counted, model.report_local_unfinalized_metrics()
+
+        return run(hparams, group)
+
+    return run_group
+
+
+def _local_work(model, weights, client_optimizer, specs, hparams, group, i):
+    """Work ``i`` of the group: K client-optimizer steps from its model; returns its update
+    (start - end)."""
+    start = tf.nest.map_structure(lambda w: w[i], group["model_weights"])
+    tf.nest.map_structure(lambda v, w: v.assign(w), weights, start)
+    state = client_optimizer.set_hparams(client_optimizer.initialize(specs), hparams)
+    for k in tf.range(tf.shape(tf.nest.flatten(group["data"])[0])[1]):
+        batch = tf.nest.map_structure(lambda d: d[i, k], group["data"])
+        with tf.GradientTape() as tape:
+            output = model.forward_pass(batch, training=True)
+        gradients = tape.gradient(output.loss, weights.trainable)
+        state, updated = client_optimizer.next(state, tuple(weights.trainable), tuple(gradients))
+        for v, u in zip(weights.trainable, updated):
+            v.assign(u)
+    return [a - b for a, b in zip(start.trainable, weights.trainable)]

@@ -1,0 +1,147 @@
+"""The settings of an asynchronous run, and the names of its choices.
+
+``AsynchronousSettings`` holds every setting of ``python -m tff_experiments.asynchronous`` under
+the flag's name (``client_lr`` is ``--client-lr``), checked once, when built, with one-line
+``UsageError``s that name the flag; the command line only maps argparse onto it. ``MODELS``
+maps a data set to its models (``tff_experiments.models`` builders): a new data set is one entry
+here and one loader in ``tff_experiments.asynchronous.experiment``. Nothing here imports
+TensorFlow, so the command line's checks are fast.
+"""
+import dataclasses
+from typing import Optional
+
+from tff_experiments.asynchronous.algorithms import ALGORITHMS, expected_server_steps
+from tff_experiments.asynchronous.client_times import scenario_mean_times
+from tff_experiments.asynchronous.schedule import IMPORTANCES, POLICIES
+from tff_experiments.command_line.arguments import check_number
+from tff_experiments.command_line.errors import UsageError
+
+OPTIMIZERS = ("sgd", "sgdm", "adam", "adabelief", "diffgrad")
+CLIENT_TIMES = ("fixed", "exponential", "lognormal")
+# The longest schedule a run may build: the schedule is built whole, in memory, before the run
+# (a few hundred bytes a step; 10^7 steps take minutes to build), and a step takes milliseconds.
+MAX_SERVER_STEPS = 10_000_000
+# data set name -> {model name: builder name in tff_experiments.models, or (name, kwargs)}; the
+# first model is the default.
+MODELS = {
+    "digits": {"cnn": "digits_cnn", "logistic": "digits_logistic"},
+    "shakespeare": {"rnn": "char_rnn"},
+    "emnist": {"cnn": ("image_cnn", {"input_shape": (28, 28, 1), "num_classes": 10})},
+    "cifar10": {"cnn": ("image_cnn", {"input_shape": (32, 32, 3), "num_classes": 10})},
+    "cifar100": {"cnn": ("image_cnn", {"input_shape": (32, 32, 3), "num_classes": 100})},
+    "synthetic": {"logistic": "synthetic_logistic"},
+}
+DATASETS = tuple(MODELS)
+# Settings of how a run is run, not of its result: a resume may change them.
+RUN_ONLY = ("out", "progress", "workers", "checkpoint_every")
+
+
+@dataclasses.dataclass
+class AsynchronousSettings:
+    """Every setting of an asynchronous run, named as its flag; checked when built."""
+
+    algorithm: str
+    out: str
+    policy: str = "weight"
+    delta_t: Optional[float] = None
+    buffer_size: Optional[int] = None
+    server_lr: float = 1.0
+    server_optimizer: str = "sgd"
+    clients: int = 20
+    scenario: str = "F-80"
+    client_times: str = "fixed"
+    time_sigma: float = 0.5
+    horizon: float = 200.0
+    importance: str = "uniform"
+    local_steps: int = 10
+    batch_size: int = 64
+    client_optimizer: str = "sgdm"
+    client_lr: Optional[float] = None  # default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones
+    dataset: str = "digits"
+    alpha: float = 0.1
+    synthetic_alpha: float = 1.0  # Synthetic(alpha, beta) of Li et al. (FedProx)
+    synthetic_beta: float = 1.0
+    synthetic_iid: bool = False
+    model: Optional[str] = None  # default: the dataset's first model
+    seed: int = 0
+    eval_every: Optional[float] = None  # default: horizon / 50
+    checkpoint_every: int = 100
+    workers: Optional[tuple] = None  # "host:port" addresses of TFF executor services
+    progress: Optional[bool] = None
+
+    def __post_init__(self):
+        for name, choices in (("algorithm", ALGORITHMS), ("policy", POLICIES), ("server_optimizer", OPTIMIZERS),
+                              ("client_optimizer", OPTIMIZERS), ("client_times", CLIENT_TIMES),
+                              ("importance", IMPORTANCES), ("dataset", DATASETS)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.algorithm == "fedfix":
+            if self.delta_t is None:
+                raise UsageError("--algorithm fedfix needs --delta-t")
+            check_number("delta_t", self.delta_t, low=0, low_open=True)
+        elif self.delta_t is not None:
+            raise UsageError(f"--delta-t is FedFix's; --algorithm {self.algorithm} does not take it")
+        if self.algorithm.startswith("fedbuff"):
+            if self.buffer_size is None:
+                raise UsageError(f"--algorithm {self.algorithm} needs --buffer-size")
+            check_number("buffer_size", self.buffer_size, low=1, integer=True)
+            if self.algorithm == "fedbuff" and self.buffer_size > self.clients:
+                raise UsageError(f"--buffer-size {self.buffer_size} is larger than --clients {self.clients}")
+        elif self.buffer_size is not None:
+            raise UsageError(f"--buffer-size is FedBuff's; --algorithm {self.algorithm} does not take it")
+        for name in ("clients", "local_steps", "batch_size", "checkpoint_every"):
+            check_number(name, getattr(self, name), low=1, integer=True)
+        check_number("seed", self.seed, low=0, high=2**32 - 1, integer=True)
+        for name in ("horizon", "server_lr", "time_sigma", "eval_every"):
+            check_number(name, getattr(self, name), low=0, low_open=True)
+        check_number("client_lr", self.client_lr, low=0)
+        check_number("alpha", self.alpha, low=0)
+        check_number("synthetic_alpha", self.synthetic_alpha, low=0)
+        check_number("synthetic_beta", self.synthetic_beta, low=0)
+        try:
+            mean_times = scenario_mean_times(self.clients, self.scenario)
+        except ValueError as error:
+            raise UsageError(f"--scenario: {error}") from None
+        steps = expected_server_steps(self.algorithm, mean_times, self.horizon, delta_t=self.delta_t,
+                                      buffer_size=self.buffer_size)
+        if steps > MAX_SERVER_STEPS:
+            raise UsageError(f"--horizon {self.horizon:g} means about {steps:.3g} server steps, more than the "
+                             f"{MAX_SERVER_STEPS:,} a run can schedule: lower --horizon")
+        models = MODELS[self.dataset]
+        self.model = self.model or next(iter(models))
+        if self.model not in models:
+            raise UsageError(f"--model {self.model} does not fit --dataset {self.dataset} "
+                             f"(use {' or '.join(models)})")
+        if self.client_lr is None:
+            self.client_lr = 0.05 if self.client_optimizer in ("sgd", "sgdm") else 0.001
+        if self.eval_every is None:
+            self.eval_every = self.horizon / 50
+        if isinstance(self.workers, str):
+            self.workers = tuple(w.strip() for w in self.workers.split(",") if w.strip())
+            if not self.workers or any(not _is_address(w) for w in self.workers):
+                raise UsageError("--workers takes host:port[,host:port...]")
+
+    def as_dict(self):
+        """The settings that determine the result (a resume must use the same)."""
+        return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if k not in RUN_ONLY}
+
+
+def _is_address(text):
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def check_workers(addresses, timeout=5.0):
+    """Raises ``UsageError`` unless a gRPC server answers at every address within ``timeout`` s."""
+    import grpc
+
+    for address in addresses:
+        channel = grpc.insecure_channel(address)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise UsageError(f"--workers: no TFF executor service answers at {address} "
+                             f"(waited {timeout:g} s)") from None
+        finally:
+            channel.close()
