@@ -85,7 +85,7 @@ def _setup(num_clients, batch_size):
 
     from tff_experiments import models
     from tff_experiments.asynchronous import LocalBatches
-    from tff_experiments.data.synthetic import synthetic_client_data
+    from tff_experiments.data.synthetic_federated import synthetic_client_data
 
     client_data, _ = synthetic_client_data(num_clients, 1.0, 1.0, seed=0, test_clients=1)
     local = LocalBatches(client_data, local_steps=1, batch_size=batch_size, seed=0)

@@ -10,7 +10,7 @@ import tensorflow as tf  # noqa: E402
 
 from tff_experiments.asynchronous import ClientTimes, LocalBatches, build_schedule, client_importance  # noqa: E402
 from tff_experiments.data.digits import digits_client_data  # noqa: E402
-from tff_experiments.data.synthetic import synthetic_federated_data  # noqa: E402
+from tff_experiments.data.synthetic_federated import synthetic_federated_data  # noqa: E402
 from tff_experiments.asynchronous.data_source import ScheduleDataSource, ScheduleDataSourceIterator  # noqa: E402
 
 NUM_CLIENTS = 5

@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 from tff_experiments import models  # noqa: E402
 from tff_experiments.asynchronous import LocalBatches  # noqa: E402
-from tff_experiments.data import synthetic  # noqa: E402
+from tff_experiments.data import synthetic, synthetic_federated  # noqa: E402
 
 P_MIN = 1e-3  # a correct recipe fails a test with probability < 1e-3 (fixed seeds: never)
 
@@ -81,7 +81,7 @@ def sizes(clients):
 
 
 def test_client_data_shapes_dtypes_ids_and_split():
-    train, test = synthetic.synthetic_federated_data(5, alpha=1, beta=1, seed=3)
+    train, test = synthetic_federated.synthetic_federated_data(5, alpha=1, beta=1, seed=3)
     assert train.client_ids == ["f_00000", "f_00001", "f_00002", "f_00003", "f_00004"]
     assert train.element_type_structure == {"x": tf.TensorSpec((60,), tf.float32),
                                             "y": tf.TensorSpec((), tf.int32)}
@@ -107,26 +107,26 @@ def test_client_data_shapes_dtypes_ids_and_split():
 
 
 def test_a_client_does_not_depend_on_the_number_of_clients_nor_on_the_order():
-    small, _ = synthetic.synthetic_federated_data(10, seed=7)
-    large, _ = synthetic.synthetic_federated_data(100_000, seed=7)
+    small, _ = synthetic_federated.synthetic_federated_data(10, seed=7)
+    large, _ = synthetic_federated.synthetic_federated_data(100_000, seed=7)
     backwards = [large.client_arrays(cid) for cid in reversed(small.client_ids)][::-1]
     for cid, b in zip(small.client_ids, backwards):
         a = small.client_arrays(cid)
         np.testing.assert_array_equal(a["x"], b["x"])
         np.testing.assert_array_equal(a["y"], b["y"])
-    other, _ = synthetic.synthetic_federated_data(10, seed=8)
+    other, _ = synthetic_federated.synthetic_federated_data(10, seed=8)
     assert not np.array_equal(other.client_arrays("f_00000")["x"][:5], small.client_arrays("f_00000")["x"][:5])
 
 
 def test_clients_are_generated_when_needed_and_memory_stays_bounded():
     tracemalloc.start()
-    data, _ = synthetic.synthetic_federated_data(1_000_000, seed=0)
+    data, _ = synthetic_federated.synthetic_federated_data(1_000_000, seed=0)
     data.client_arrays("f_999999")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 20e6, f"a million-client ClientData took {peak / 1e6:.0f} MB"
     # LocalBatches over a generated data set keeps only the data set's bounded cache
-    data, _ = synthetic.synthetic_federated_data(100, seed=0, cache_clients=10)
+    data, _ = synthetic_federated.synthetic_federated_data(100, seed=0, cache_clients=10)
     local = LocalBatches(data, local_steps=1, batch_size=8, client_ids=data.client_ids)
     for i in range(100):
         local.dataset(i, 0)
@@ -215,11 +215,11 @@ def test_class_balance_per_client_iid_is_homogeneous_non_iid_is_not():
 
 
 def test_project_interface_pools_test_splits():
-    data, (x_test, y_test) = synthetic.synthetic_client_data(30, 1.0, 1.0, seed=0)
+    data, (x_test, y_test) = synthetic_federated.synthetic_client_data(30, 1.0, 1.0, seed=0)
     want = np.concatenate([data.generator.client_split(k, "test")["y"] for k in range(30)])
     np.testing.assert_array_equal(y_test, want)
     assert x_test.shape == (len(y_test), 60) and x_test.dtype == np.float32
-    _, (x_big, _) = synthetic.synthetic_client_data(50, 1.0, 1.0, seed=0, test_clients=10)
+    _, (x_big, _) = synthetic_federated.synthetic_client_data(50, 1.0, 1.0, seed=0, test_clients=10)
     assert 0 < len(x_big) < sum(data.generator.num_examples(k) for k in range(50))
 
 
@@ -228,7 +228,7 @@ def test_project_interface_pools_test_splits():
 
 
 def test_tff_fedavg_learns_synthetic_with_the_logistic_model():
-    train, (x_test, y_test) = synthetic.synthetic_client_data(10, 1.0, 1.0, seed=0, max_examples=400)
+    train, (x_test, y_test) = synthetic_federated.synthetic_client_data(10, 1.0, 1.0, seed=0, max_examples=400)
     model_fn = models.tff_model_fn(models.synthetic_logistic, train.element_type_structure)
     fedavg = tff.learning.algorithms.build_weighted_fed_avg(
         model_fn, tff.learning.optimizers.build_sgdm(0.05))
@@ -258,7 +258,7 @@ def test_command_line_takes_the_synthetic_dataset_and_its_options(tmp_path):
 
 
 def test_a_local_work_generates_only_its_examples_and_they_are_the_clients_own():
-    data, test = synthetic.synthetic_federated_data(50, seed=3, cache_clients=1)
+    data, test = synthetic_federated.synthetic_federated_data(50, seed=3, cache_clients=1)
     sizes = [data.num_examples(cid) for cid in data.client_ids]
     big = data.client_ids[int(np.argmax(sizes))]
     whole = data.client_arrays(big)

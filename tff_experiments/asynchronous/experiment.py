@@ -25,7 +25,7 @@ from tff_experiments.command_line.errors import UsageError
 from tff_experiments.data import real
 from tff_experiments.data.digits import digits_client_data
 from tff_experiments.data.shakespeare import shakespeare_client_data
-from tff_experiments.data.synthetic import synthetic_client_data
+from tff_experiments.data.synthetic_federated import synthetic_client_data
 from tff_experiments.program.export import export_keras_and_savedmodel
 
 # Local works per TFF client value (build_stale_model_process(clients_per_group=...)).

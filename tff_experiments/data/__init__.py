@@ -3,12 +3,24 @@
 - ``digits``: scikit-learn's 8x8 digits split across clients by Dirichlet(alpha) over labels.
 - ``shakespeare``: the plays, one client per speaking role (next-character prediction). Its
   corpus reader needs neither TensorFlow nor TFF (the Keras 3 examples use it too).
+- ``synthetic``: Synthetic(alpha, beta) of FedProx, generated per client (NumPy);
+  ``synthetic_federated``: the same as ``ClientData``, any number of clients.
+- ``array_client_data``: the ``ClientData`` over in-memory arrays that the others return.
 - ``real``: EMNIST, CIFAR-100 (TFF's federated versions) and CIFAR-10 (TFDS, Dirichlet split)
   for users with internet access.
 
 Importing this package imports neither TensorFlow nor TFF; the functions that return a
 ``ClientData`` import TFF when called.
 """
-from tff_experiments.data.common import DataUnavailableError, array_client_data
+from tff_experiments.data.common import DataUnavailableError
+
+
+def __getattr__(name):
+    if name == "array_client_data":  # imports TFF
+        from tff_experiments.data.array_client_data import array_client_data
+
+        return array_client_data
+    raise AttributeError(name)
+
 
 __all__ = ["DataUnavailableError", "array_client_data"]

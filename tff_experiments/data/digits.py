@@ -26,7 +26,6 @@ Nothing here imports TFF at module level.
 """
 import numpy as np
 
-from tff_experiments.data.common import array_client_data
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (8, 8, 1)
@@ -34,6 +33,10 @@ IMAGE_SHAPE = (8, 8, 1)
 
 def load_digits_split(test_fraction=0.2, seed=0):
     """scikit-learn's digits with a fixed stratified train/test split.
+
+    Args:
+      test_fraction: the share of the 1,797 images held out for testing, in (0, 1).
+      seed: the split's seed.
 
     Returns:
       ``(x_train, y_train, x_test, y_test)``: images float32 in [0, 1] of shape
@@ -125,14 +128,23 @@ def dirichlet_partition(labels, num_clients, alpha, seed):
 def digits_client_data(num_clients, alpha, seed=0, test_fraction=0.2):
     """The digits training split across ``num_clients`` clients by ``dirichlet_partition``.
 
+    Args:
+      num_clients: the number of clients :math:`M`.
+      alpha: the Dirichlet concentration of each client's class proportions, >= 0; 0 gives
+        one class per client.
+      seed: the seed of the train/test split and of the partition.
+      test_fraction: the share of the images held out for testing.
+
     Returns:
       ``(client_data, (x_test, y_test))``: a ``tff.simulation.datasets.ClientData`` with
       client ids ``"0"`` .. ``"M-1"`` and elements ``{'x': float32 (8, 8, 1), 'y': int32 ()}``
       (it also has ``client_sizes`` and ``client_arrays(id)``, see
-      ``tff_experiments.data.common``), and the held-out test split as NumPy arrays.
+      ``tff_experiments.data.array_client_data``), and the held-out test split as NumPy arrays.
     """
     x_train, y_train, x_test, y_test = load_digits_split(test_fraction=test_fraction, seed=seed)
     partition = dirichlet_partition(y_train, num_clients, alpha, seed)
+    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
+
     client_data = array_client_data(
         {str(i): {"x": x_train[idx], "y": y_train[idx]} for i, idx in enumerate(partition)}
     )

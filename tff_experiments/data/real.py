@@ -15,7 +15,7 @@ All come out in the element style of the digits and Shakespeare data:
 """
 import numpy as np
 
-from tff_experiments.data.common import DataUnavailableError, array_client_data, one_line
+from tff_experiments.data.common import DataUnavailableError, one_line
 from tff_experiments.data.digits import dirichlet_partition
 
 
@@ -41,6 +41,10 @@ def _preprocess(client_data, convert):
 
 def emnist_client_data(only_digits=True, cache_dir=None):
     """Federated EMNIST, one client per writer (3383 writers for digits, 3400 with letters).
+
+    Args:
+      only_digits: the 10 digits only, or also the 52 letters.
+      cache_dir: where TFF keeps the downloaded files (default: its own cache folder).
 
     Returns:
       ``(train, test)`` ``ClientData`` (same client ids) with elements
@@ -68,6 +72,7 @@ def cifar100_client_data(label="fine", cache_dir=None):
 
     Args:
       label: ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
+      cache_dir: where TFF keeps the downloaded files (default: its own cache folder).
 
     Returns:
       ``(train, test)`` ``ClientData`` with elements ``{'x': float32 (32, 32, 3) in [0, 1],
@@ -111,6 +116,12 @@ def _load_cifar10_arrays(data_dir=None):
 def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None):
     """CIFAR-10's training set split across ``num_clients`` clients by Dirichlet(``alpha``).
 
+    Args:
+      num_clients: the number of clients :math:`M`.
+      alpha: the Dirichlet concentration, >= 0 (0: one class per client).
+      seed: the partition's seed.
+      data_dir: the TFDS data folder (default: TFDS's own).
+
     Returns:
       ``(client_data, (x_test, y_test))``: client ids ``"0"`` .. ``"M-1"``, elements
       ``{'x': float32 (32, 32, 3) in [0, 1], 'y': int32 ()}``, and the 10000 test images as
@@ -121,6 +132,8 @@ def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None):
     y_train = np.asarray(y_train).astype(np.int32).reshape(-1)
     partition = dirichlet_partition(y_train, num_clients, alpha, seed)
     x_train = to_float(x_train)
+    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
+
     client_data = array_client_data(
         {str(i): {"x": x_train[idx], "y": y_train[idx]} for i, idx in enumerate(partition)}
     )
@@ -128,7 +141,7 @@ def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None):
 
 
 def client_data_to_arrays(client_data, max_examples=None):
-    """All examples of a ``ClientData`` (in client-id order) as ``(x, y)`` NumPy arrays.
+    """All examples of the ``client_data`` (in client-id order) as ``(x, y)`` NumPy arrays.
 
     For global evaluation on a federated test set (e.g. EMNIST's or CIFAR-100's ``test``);
     ``max_examples`` stops early.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tff_experiments.data.common import DataUnavailableError, array_client_data
+from tff_experiments.data.common import DataUnavailableError
 
 DEFAULT_SEQUENCE_LENGTH = 80  # McMahan et al. (AISTATS 2017), as TFF and LEAF
 # TFF's character vocabulary (from its text-generation tutorial and Shakespeare baseline).
@@ -148,7 +148,8 @@ def _is_heading(line):
 
 
 def speaking_roles(text):
-    """The lines of every speaking role of one play, ``{role: text}`` in order of first speech.
+    """The lines of every speaking role of one play ``text``, ``{role: text}`` in order of first
+    speech.
 
     A role's text is its speeches in order, lines joined by ``\\n``; stage directions are
     dropped. A one-line paragraph counts as a speaker tag only when it is in capitals with a
@@ -195,7 +196,7 @@ def to_char_ids(text):
 def to_char_sequences(text, seq_len=DEFAULT_SEQUENCE_LENGTH):
     """``(inputs, targets)``, int32 arrays of shape ``(n, seq_len)``, for next-character prediction.
 
-    The text is framed by BOS/EOS, zero-padded to a multiple of ``seq_len + 1`` and cut into
+    The ``text`` is framed by BOS/EOS, zero-padded to a multiple of ``seq_len + 1`` and cut into
     windows; ``targets`` is ``inputs`` shifted by one character (TFF's Shakespeare baseline).
     """
     if int(seq_len) != seq_len or seq_len < 1:
@@ -208,7 +209,7 @@ def to_char_sequences(text, seq_len=DEFAULT_SEQUENCE_LENGTH):
 
 
 def decode(ids):
-    """The text of character ids (padding and special ids dropped)."""
+    """The text of the character ``ids`` (padding and special ids dropped)."""
     return "".join(_CHAR_VOCAB[i - 1] for i in np.asarray(ids).reshape(-1) if 1 <= i <= len(_CHAR_VOCAB))
 
 
@@ -274,5 +275,7 @@ def shakespeare_client_data(min_chars=1000, max_clients=None, seq_len=DEFAULT_SE
     empty = [np.zeros((0, seq_len), np.int32)]
     x_test = np.concatenate([test[cid][0] for cid in ids] + empty)
     y_test = np.concatenate([test[cid][1] for cid in ids] + empty)
+    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
+
     client_data = array_client_data({cid: train[cid] for cid in ids})
     return client_data, (x_test.astype(np.int32), y_test.astype(np.int32))

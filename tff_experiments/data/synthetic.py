@@ -37,11 +37,11 @@ generates only its B examples (``client_rows``), not the whole client. The label
 same as the argmax of their softmax (whose ``exp`` overflows for logits above ~709, where the
 script's argmax then picks the first overflowing class).
 
-Nothing here imports TensorFlow or TFF at module level.
+Nothing here imports TensorFlow or TFF: the data set as TFF ``ClientData`` is in
+``tff_experiments.data.synthetic_federated``.
 """
 import collections
 import functools
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,16 +51,16 @@ TRAIN_FRACTION = 0.9
 # Client sizes: floor(lognormal(mean=4, sigma=2)) + 50, as the authors' generator.
 SIZE_LOG_MEAN, SIZE_LOG_SIGMA, MIN_SIZE = 4.0, 2.0, 50
 # Streams of the per-client generators: (seed, stream, client).
-_SIZE_STREAM, _CLIENT_STREAM, _SHARED_STREAM = 0, 1, 2
+SIZE_STREAM, CLIENT_STREAM, SHARED_STREAM = 0, 1, 2
 
 
 def feature_variances(num_features=NUM_FEATURES):
-    r""":math:`\Sigma_{jj} = j^{-1.2}`, j = 1..D."""
+    r""":math:`\Sigma_{jj} = j^{-1.2}`, j = 1..D, for D = ``num_features``."""
     return np.arange(1, num_features + 1, dtype=np.float64) ** -1.2
 
 
 def client_id(k):
-    """The authors' user name of client k (``f_00000``, ``f_00001``, ...)."""
+    """The authors' user name of client ``k`` (``f_00000``, ``f_00001``, ...)."""
     return f"f_{k:05d}"
 
 
@@ -99,7 +99,7 @@ class SyntheticGenerator:
     def num_examples(self, k):
         """:math:`n_k`, train and test together."""
         if k not in self._sizes:  # an int per client asked for (a generator costs ~0.1 ms)
-            n = int(self._rng(_SIZE_STREAM, k).lognormal(SIZE_LOG_MEAN, SIZE_LOG_SIGMA)) + MIN_SIZE
+            n = int(self._rng(SIZE_STREAM, k).lognormal(SIZE_LOG_MEAN, SIZE_LOG_SIGMA)) + MIN_SIZE
             self._sizes[k] = n if self.max_examples is None else min(n, self.max_examples)
         return self._sizes[k]
 
@@ -108,13 +108,13 @@ class SyntheticGenerator:
 
     @functools.cached_property
     def _shared_model(self):
-        rng = self._rng(_SHARED_STREAM)
+        rng = self._rng(SHARED_STREAM)
         return rng.normal(0.0, 1.0, (NUM_FEATURES, NUM_CLASSES)), rng.normal(0.0, 1.0, NUM_CLASSES)
 
     def parameters(self, k):
         """Client k's :math:`u_k, W_k, b_k, B_k, v_k` (float64); and the RNG, positioned after
         them (the examples come from their own stream: ``feature_noise``)."""
-        rng = self._rng(_CLIENT_STREAM, k)
+        rng = self._rng(CLIENT_STREAM, k)
         if self.iid:
             W, b = self._shared_model
             return ClientParameters(0.0, W, b, 0.0, np.zeros(NUM_FEATURES)), rng
@@ -174,168 +174,3 @@ class SyntheticGenerator:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         x, y = self.examples_at(k, np.arange(0, cut) if split == "train" else np.arange(cut, n))
         return {"x": x, "y": y}
-
-
-class _LazySizes(Mapping):
-    """``{client_id: number of examples}``, each computed when asked for."""
-
-    def __init__(self, client_data):
-        self._client_data = client_data
-
-    def __getitem__(self, cid):
-        return self._client_data.num_examples(cid)
-
-    def __iter__(self):
-        return iter(self._client_data.client_ids)
-
-    def __len__(self):
-        return len(self._client_data.client_ids)
-
-
-@functools.lru_cache(maxsize=None)
-def _synthetic_client_data_class():
-    """Defines ``SyntheticClientData`` on first use, so that TFF is imported only when needed."""
-    import tensorflow as tf
-    import tensorflow_federated as tff
-
-    class SyntheticClientData(tff.simulation.datasets.ClientData):
-        r"""A ``tff.simulation.datasets.ClientData`` of Synthetic(:math:`\alpha`, :math:`\beta`):
-        clients ``f_00000`` .. ``f_{M-1}``, elements ``{'x': float32 (60,), 'y': int32 ()}``.
-
-        A client is generated when its data is asked for and kept in a small cache of the
-        latest ``cache_clients`` clients, so memory does not grow with the number of clients.
-
-        Extra attributes, as the project's other ``ClientData``: ``client_sizes`` (a mapping
-        ``{client_id: n}``, computed on demand) and ``client_arrays(client_id)``.
-        ``generator`` is the :class:`SyntheticGenerator`. ``serializable_dataset_fn`` calls the
-        NumPy generator through ``tf.numpy_function``: it works in this Python process (TFF's
-        local runtime), not on remote TFF workers, which get the datasets as values instead.
-        """
-
-        generates_clients = True  # LocalBatches: do not keep every client's arrays
-
-        def __init__(self, generator, num_clients, split="train", cache_clients=256):
-            if isinstance(num_clients, bool) or int(num_clients) != num_clients or num_clients < 1:
-                raise ValueError(f"the number of clients must be an integer >= 1, got {num_clients!r}")
-            if split not in ("train", "test"):
-                raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-            self.generator = generator
-            self.split = split
-            self._num_clients = int(num_clients)
-            self._cache = collections.OrderedDict()
-            self._cache_clients = int(cache_clients)
-            self.client_sizes = _LazySizes(self)
-
-        @property
-        def client_ids(self):
-            return [client_id(k) for k in range(self._num_clients)]
-
-        @property
-        def element_type_structure(self):
-            return {"x": tf.TensorSpec((NUM_FEATURES,), tf.float32), "y": tf.TensorSpec((), tf.int32)}
-
-        def index(self, cid):
-            """Client number k of the id ``f_0000k``."""
-            k = -1
-            if isinstance(cid, np.ndarray):  # from tf.numpy_function
-                cid = cid.item()
-            if isinstance(cid, bytes):
-                cid = cid.decode()
-            if isinstance(cid, str) and cid.startswith("f_") and cid[2:].isdigit():
-                k = int(cid[2:])
-            if not 0 <= k < self._num_clients or cid != client_id(k):
-                raise ValueError(f"unknown client id {cid!r}")
-            return k
-
-        def num_examples(self, cid):
-            k = self.index(cid)
-            n = self.generator.num_train_examples(k)
-            return n if self.split == "train" else self.generator.num_examples(k) - n
-
-        def client_arrays(self, cid):
-            k = self.index(cid)
-            if k in self._cache:
-                self._cache.move_to_end(k)
-                return self._cache[k]
-            arrays = self.generator.client_split(k, self.split)
-            self._cache[k] = arrays
-            while len(self._cache) > self._cache_clients:
-                self._cache.popitem(last=False)
-            return arrays
-
-        def config(self):
-            """What rebuilds this data set (``synthetic_client_data_from_config``): JSON."""
-            g = self.generator
-            return dict(alpha=g.alpha, beta=g.beta, iid=g.iid, seed=g.seed, max_examples=g.max_examples,
-                        num_clients=self._num_clients, split=self.split, cache_clients=self._cache_clients)
-
-        def client_rows(self, cid, indices):
-            """Examples ``indices`` of client ``cid``'s split as ``{'x': ..., 'y': ...}``, generated
-            alone (``SyntheticGenerator.examples_at``): what a local work needs, whatever the
-            client's size, nothing cached."""
-            k = self.index(cid)
-            indices = np.asarray(indices, dtype=np.int64)
-            size = self.num_examples(cid)
-            if indices.size and not (0 <= indices.min() and indices.max() < size):
-                raise ValueError(f"client {cid!r} has {size} examples, asked for index {indices.max()}")
-            offset = 0 if self.split == "train" else self.generator.num_train_examples(k)
-            x, y = self.generator.examples_at(k, indices.reshape(-1) + offset)
-            return {"x": x.reshape(indices.shape + x.shape[1:]), "y": y.reshape(indices.shape)}
-
-        def create_tf_dataset_for_client(self, cid):
-            return tf.data.Dataset.from_tensor_slices(self.client_arrays(cid))
-
-        @property
-        def serializable_dataset_fn(self):
-            def arrays(cid):
-                a = self.client_arrays(cid)
-                return a["x"], a["y"]
-
-            def dataset_fn(cid):
-                x, y = tf.numpy_function(arrays, [cid], (tf.float32, tf.int32), stateful=False)
-                x.set_shape((None, NUM_FEATURES))
-                y.set_shape((None,))
-                return tf.data.Dataset.from_tensor_slices({"x": x, "y": y})
-
-            return dataset_fn
-
-    return SyntheticClientData
-
-
-def synthetic_federated_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None,
-                             cache_clients=256):
-    """``(train, test)``: two ``tff.simulation.datasets.ClientData`` of the same clients (their
-    90% / 10% splits), as TFF's ``tff.simulation.datasets.*.load_data`` return them."""
-    generator = SyntheticGenerator(alpha, beta, iid=iid, seed=seed, max_examples=max_examples)
-    cls = _synthetic_client_data_class()
-    return (cls(generator, num_clients, "train", cache_clients),
-            cls(generator, num_clients, "test", cache_clients))
-
-
-def synthetic_client_data_from_config(config):
-    """The ``SyntheticClientData`` of ``config`` (its ``config()``)."""
-    config = dict(config)
-    generator = SyntheticGenerator(config.pop("alpha"), config.pop("beta"), iid=config.pop("iid"),
-                                   seed=config.pop("seed"), max_examples=config.pop("max_examples"))
-    return _synthetic_client_data_class()(generator, **config)
-
-
-def synthetic_client_data(num_clients, alpha=1.0, beta=1.0, iid=False, seed=0, max_examples=None,
-                          test_clients=1000):
-    """The project's data interface (as ``digits_client_data``): ``(client_data, (x_test, y_test))``.
-
-    ``client_data`` is the training ``ClientData`` (see :func:`synthetic_federated_data`);
-    the test arrays pool the test splits of all clients, as the authors evaluate, or, beyond
-    ``test_clients`` clients, of ``test_clients`` of them drawn at random (``seed``), so that the
-    test set stays small whatever the number of clients.
-    """
-    train, test = synthetic_federated_data(num_clients, alpha, beta, iid, seed, max_examples)
-    if num_clients <= test_clients:
-        chosen = range(num_clients)
-    else:
-        rng = np.random.default_rng([seed, _SHARED_STREAM, 1])
-        chosen = np.sort(rng.choice(num_clients, size=test_clients, replace=False))
-    parts = [train.generator.client_split(int(k), "test") for k in chosen]
-    x_test = np.concatenate([p["x"] for p in parts] + [np.zeros((0, NUM_FEATURES), np.float32)])
-    y_test = np.concatenate([p["y"] for p in parts] + [np.zeros((0,), np.int32)])
-    return train, (x_test, y_test)
