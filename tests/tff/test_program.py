@@ -446,3 +446,73 @@ def test_run_paths_layout(tmp_path):
         "metrics": "metrics.csv", "events": "events.csv", "tensorboard": "tensorboard",
         "checkpoints": "checkpoints", "model": "model",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# the program logic of every run (program.training.train_model)
+
+
+class CountingTrack:
+    """A toy track: the state is a step counter and a running sum; ``fail_at`` raises in that step."""
+
+    num_steps = 7
+
+    def __init__(self, fail_at=None):
+        self.fail_at = fail_at
+
+    def initial_state(self):
+        return {"step": np.int64(0), "total": np.float64(0.0)}
+
+    def program_state_template(self):
+        return self.initial_state()
+
+    def to_program_state(self, state):
+        return state
+
+    def from_program_state(self, saved):
+        return {"step": np.int64(saved["step"]), "total": np.float64(saved["total"])}
+
+    def steps_done(self, state):
+        return int(state["step"])
+
+    def next(self, state):
+        step = int(state["step"]) + 1
+        if step == self.fail_at:
+            raise RuntimeError("killed")
+        return {"step": np.int64(step), "total": state["total"] + 1.0 / step}, {"loss": 1.0 / step}
+
+    def model_release(self, state):
+        return float(state["total"])
+
+    def final_model(self, state):
+        return float(state["total"])
+
+
+def train_counting(track, directory, **kwargs):
+    from tff_experiments.program.sync import run_sync
+    from tff_experiments.program.training import train_model
+
+    managers = {name: tff.program.MemoryReleaseManager() for name in ("train", "model", "final")}
+    done = run_sync(train_model(
+        track, program_state_manager=tff.program.FileProgramStateManager(str(directory)),
+        train_metrics_manager=managers["train"], model_manager=managers["model"],
+        model_output_manager=managers["final"], checkpoint_every=3, **kwargs))
+    return done, {name: dict(manager.values()) for name, manager in managers.items()}
+
+
+def test_train_model_releases_every_step_then_resumes_after_the_saved_state(tmp_path):
+    done, whole = train_counting(CountingTrack(), tmp_path / "whole")
+    assert done == 7 and sorted(whole["train"]) == list(range(1, 8)) and sorted(whole["model"]) == list(range(8))
+    assert whole["final"]["final_model"] == pytest.approx(sum(1.0 / k for k in range(1, 8)), rel=0, abs=0)
+    # a run that dies in step 5 has saved step 3: the rerun releases steps 4.. again, none before
+    with pytest.raises(RuntimeError, match="killed"):
+        train_counting(CountingTrack(fail_at=5), tmp_path / "killed")
+    done, resumed = train_counting(CountingTrack(), tmp_path / "killed")
+    assert done == 7 and sorted(resumed["train"]) == list(range(4, 8)) and sorted(resumed["model"]) == list(range(4, 8))
+    assert resumed["final"] == whole["final"]
+    for step in range(4, 8):
+        assert resumed["model"][step] == whole["model"][step]
+    # a scheduled stop saves where it stops, releases no final model
+    done, stopped = train_counting(CountingTrack(), tmp_path / "stopped", stop_after=5)
+    assert done == 5 and stopped["final"] == {}
+    assert train_counting(CountingTrack(), tmp_path / "stopped")[1]["train"].keys() == {6, 7}
