@@ -20,6 +20,7 @@ LAYERS = {
     "keras_optim": 0,
     "tff_experiments": 1,  # the package itself: a docstring and no run-time behaviour
     "tff_experiments.runtime": 1,
+    "tff_experiments.lazy_names": 1,
     "tff_experiments.command_line": 1,
     "tff_experiments.data": 1,
     "tff_experiments.models": 2,

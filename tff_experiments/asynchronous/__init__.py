@@ -34,6 +34,7 @@ from tff_experiments.asynchronous.schedule import (
     ServerStep,
     client_importance,
 )
+from tff_experiments.lazy_names import lazy_getattr
 
 
 # The TFF parts are imported on first use: the schedules need neither TF nor TFF.
@@ -45,13 +46,7 @@ _LAZY = {
     "train_asynchronous_model": "program",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"tff_experiments.asynchronous.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -13,14 +13,9 @@ Importing this package imports neither TensorFlow nor TFF; the functions that re
 ``ClientData`` import TFF when called.
 """
 from tff_experiments.data.common import DataUnavailableError
+from tff_experiments.lazy_names import lazy_getattr
 
-
-def __getattr__(name):
-    if name == "array_client_data":  # imports TFF
-        from tff_experiments.data.array_client_data import array_client_data
-
-        return array_client_data
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(__name__, {"array_client_data": "array_client_data"})  # imports TFF
 
 
 __all__ = ["DataUnavailableError", "array_client_data"]

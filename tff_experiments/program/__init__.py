@@ -14,6 +14,7 @@ A track (what a run is: ``tff_experiments.asynchronous.experiment.AsynchronousEx
 ``tff_experiments.robust.experiment.RobustExperiment``) provides the hooks; nothing here
 imports a track. The names below import their module (and TensorFlow) on first use.
 """
+from tff_experiments.lazy_names import lazy_getattr
 from tff_experiments.program.progress import VirtualTimeProgress, progress_enabled
 from tff_experiments.program.run_dir import run_paths
 from tff_experiments.program.sync import run_sync
@@ -29,13 +30,7 @@ _LAZY = {
     "train_in_folder": "output_folder",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"tff_experiments.program.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -20,6 +20,7 @@ LPD-EPFL/robust-collaborative-learning (``peerToPeer.py``).
 Importing this package imports neither TensorFlow nor TFF; the names below import their module
 (and TensorFlow) on first use.
 """
+from tff_experiments.lazy_names import lazy_getattr
 from tff_experiments.robust.choices import ATTACK_NAMES, RULE_NAMES
 
 # (centered_clipping, geometric_median and krum are named as their modules: import them from those.)
@@ -31,13 +32,7 @@ _LAZY = {
     "nearest_neighbor_mixing": "nna",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"tff_experiments.robust.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
