@@ -11,6 +11,7 @@ import keras  # noqa: F401  (Keras 3, or tf.keras 2.x where keras is 2.x)
 from keras_optim import validation
 
 KERAS3 = int(keras.__version__.split(".")[0]) >= 3
+"""True on Keras 3 (any backend), False on tf.keras 2.x (TensorFlow 2.14, as TFF 0.87 needs)."""
 
 if KERAS3:
     from keras import ops

@@ -31,7 +31,11 @@ def _layer_seeds(seed, count):
 
 
 def digits_cnn(seed=0):
-    """A small CNN for 8x8x1 digits: two 3x3 conv (16, 32) + max-pool blocks, dense 64, 10 logits."""
+    """A small CNN for 8x8x1 digits: two 3x3 conv (16, 32) + max-pool blocks, dense 64, 10 logits.
+
+    Args:
+      seed: the initial weights' seed.
+    """
     s = _layer_seeds(seed, 4)
     glorot = tf.keras.initializers.GlorotUniform
     return tf.keras.Sequential(
@@ -50,7 +54,11 @@ def digits_cnn(seed=0):
 
 
 def digits_logistic(seed=0):
-    """Multinomial logistic regression on the 64 pixels (650 weights): the fast model for tests."""
+    """Multinomial logistic regression on the 64 pixels (650 weights): the fast model for tests.
+
+    Args:
+      seed: the initial weights' seed.
+    """
     (s,) = _layer_seeds(seed, 1)
     return tf.keras.Sequential(
         [
@@ -64,7 +72,13 @@ def digits_logistic(seed=0):
 
 def synthetic_logistic(seed=0, num_features=60, num_classes=10):
     """Multinomial logistic regression, 60 features to 10 logits: the model of Synthetic(alpha, beta)
-    (Li et al., FedProx, MLSys 2020; ``tff_experiments.data.synthetic``)."""
+    (Li et al., FedProx, MLSys 2020; ``tff_experiments.data.synthetic``).
+
+    Args:
+      seed: the initial weights' seed.
+      num_features: the input's length (Synthetic's 60).
+      num_classes: the number of logits (Synthetic's 10).
+    """
     (s,) = _layer_seeds(seed, 1)
     return tf.keras.Sequential(
         [
@@ -76,7 +90,13 @@ def synthetic_logistic(seed=0, num_features=60, num_classes=10):
 
 
 def image_cnn(input_shape, num_classes, seed=0):
-    """A small CNN for EMNIST/CIFAR images: two 3x3 conv (32, 64) + max-pool blocks, dense 128, logits."""
+    """A small CNN for EMNIST/CIFAR images: two 3x3 conv (32, 64) + max-pool blocks, dense 128, logits.
+
+    Args:
+      input_shape: one image's shape, e.g. ``(28, 28, 1)`` (EMNIST) or ``(32, 32, 3)`` (CIFAR).
+      num_classes: the number of logits.
+      seed: the initial weights' seed.
+    """
     s = _layer_seeds(seed, 4)
     glorot = tf.keras.initializers.GlorotUniform
     return tf.keras.Sequential(
@@ -99,6 +119,13 @@ def char_rnn(vocab_size=VOCAB_SIZE, seed=0, embedding_dim=8, units=64, seq_len=N
 
     A smaller version of TFF's Shakespeare baseline (which has two LSTM layers of 256 units),
     sized for CPUs. Input: int ids ``(batch, seq_len)``; output logits ``(batch, seq_len, vocab_size)``.
+
+    Args:
+      vocab_size: the number of character ids (TFF's Shakespeare vocabulary by default).
+      seed: the initial weights' seed.
+      embedding_dim: the size of a character's embedding.
+      units: the GRU's units.
+      seq_len: the input's length, or None for any length.
     """
     s = _layer_seeds(seed, 4)
     return tf.keras.Sequential(
@@ -168,12 +195,14 @@ def _flat_weights(weights):
 
 
 def model_weights(model):
-    """The weights of a Keras model as NumPy arrays, trainable then non-trainable (TFF's order)."""
+    """The weights of a Keras ``model`` as NumPy arrays, trainable then non-trainable (TFF's
+    order)."""
     return [np.asarray(v.numpy()) for v in model.trainable_weights + model.non_trainable_weights]
 
 
 def assign_weights(model, weights):
-    """Sets a Keras model's weights from ``weights`` (see the module docstring for the forms)."""
+    """Sets the weights of the Keras ``model`` from ``weights`` (see the module docstring for the
+    forms) and returns the model."""
     flat = _flat_weights(weights)
     variables = model.trainable_weights + model.non_trainable_weights
     if len(flat) != len(variables):
@@ -186,7 +215,12 @@ def assign_weights(model, weights):
 
 
 def initial_weights(keras_builder, seed=0):
-    """The initial weights of ``keras_builder(seed=seed)``, in TFF's order."""
+    """The initial weights of ``keras_builder(seed=seed)``, in TFF's order, as NumPy arrays.
+
+    Args:
+      keras_builder: ``builder(seed=...) -> tf.keras.Model``.
+      seed: the initial weights' seed.
+    """
     return model_weights(keras_builder(seed=seed))
 
 
@@ -211,7 +245,15 @@ def _per_example(keras_builder):
 
 def per_example_loss_and_accuracy(keras_builder, weights, x, y, batch_size=1024):
     """``(losses, hits)`` of the model ``keras_builder`` with ``weights``: float64 arrays, one
-    entry per example (for sequence labels, the mean over its positions)."""
+    entry per example (for sequence labels, the mean over its positions).
+
+    Args:
+      keras_builder: ``builder(seed=...) -> tf.keras.Model`` (logits).
+      weights: the weights to evaluate (see the module docstring for the forms).
+      x: the inputs, one row per example.
+      y: the integer labels, one row per example.
+      batch_size: the examples evaluated per call of the compiled model.
+    """
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"evaluation needs as many labels as inputs, at least one; got {len(x)} and {len(y)}")
@@ -227,6 +269,13 @@ def per_example_loss_and_accuracy(keras_builder, weights, x, y, batch_size=1024)
 
 def evaluate_weights(keras_builder, weights, x, y, batch_size=1024):
     """Loss and accuracy of the model ``keras_builder`` with ``weights`` on held-out ``(x, y)``.
+
+    Args:
+      keras_builder: ``builder(seed=...) -> tf.keras.Model`` (logits).
+      weights: the weights to evaluate (see the module docstring for the forms).
+      x: the inputs, one row per example.
+      y: the integer labels, one row per example.
+      batch_size: the examples evaluated per call of the compiled model.
 
     Returns:
       ``{'loss': float, 'accuracy': float}``: the mean cross-entropy and the accuracy over all

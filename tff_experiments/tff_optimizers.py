@@ -237,9 +237,25 @@ def build_adabelief(learning_rate=adabelief_math.LEARNING_RATE, beta_1=_ADABELIE
         s_t = \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon, \quad
         w \leftarrow w - \eta \, \frac{m_t / (1-\beta_1^t)}{\sqrt{s_t / (1-\beta_2^t)} + \epsilon}
 
-    (with RAdam's rectification when ``rectify``). ``coordinate_clip``,
-    ``clip_threshold_scale``, ``clip_mode``: Pan & Li's coordinate-wise clipping of the
-    gradient that feeds :math:`m_t`, as ``keras_optim.AdaBelief(coordinate_clip=...)``.
+    (with RAdam's rectification when ``rectify``).
+
+    Args:
+      learning_rate: :math:`\eta`, >= 0; a number or a float scalar tensor (a hyperparameter in
+        the state). Defaults to 1e-3.
+      beta_1: EMA factor of the gradient, in [0, 1). Defaults to 0.9.
+      beta_2: EMA factor of the squared residual, in [0, 1). Defaults to 0.999.
+      epsilon: >= 0, added to the state and to the denominator. Defaults to 1e-16.
+      amsgrad: divide by the running maximum of :math:`s_t`. Defaults to False.
+      rectify: RAdam's rectification (SGD with momentum while :math:`\rho_t < 5`). Defaults to
+        True.
+      degenerated_to_sgd: with ``rectify``, take SGD-with-momentum steps while
+        :math:`\rho_t < 5`; if False, take no step then. Defaults to True.
+      weight_decay: :math:`\lambda`, >= 0, decoupled as Keras applies it (a hyperparameter in the
+        state, like the learning rate). Defaults to 0.
+      coordinate_clip: in [0, 1], Pan & Li's coordinate-wise clipping of the gradient that feeds
+        :math:`m_t`, as ``keras_optim.AdaBelief(coordinate_clip=...)``; 0 disables it.
+      clip_threshold_scale: > 0, multiplies the clipping threshold. Defaults to 1.
+      clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
     """
     settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad, rectify=rectify,
                     degenerated_to_sgd=degenerated_to_sgd)
@@ -262,8 +278,18 @@ def build_diffgrad(learning_rate=diffgrad_math.LEARNING_RATE, beta_1=_DIFFGRAD["
         w \leftarrow w - \eta \, \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
         \frac{\xi_t m_t}{\sqrt{v_t} + \epsilon}
 
-    ``coordinate_clip``, ``clip_threshold_scale``, ``clip_mode``: as
-    ``keras_optim.DiffGrad(coordinate_clip=...)``.
+    Args:
+      learning_rate: :math:`\eta`, >= 0; a number or a float scalar tensor (a hyperparameter in
+        the state). Defaults to 1e-3.
+      beta_1: EMA factor of the gradient, in [0, 1). Defaults to 0.9.
+      beta_2: EMA factor of the squared gradient, in [0, 1). Defaults to 0.999.
+      epsilon: >= 0, added to the denominator. Defaults to 1e-8.
+      weight_decay: :math:`\lambda`, >= 0, decoupled as Keras applies it (a hyperparameter in the
+        state, like the learning rate). Defaults to 0.
+      coordinate_clip: in [0, 1], Pan & Li's coordinate-wise clipping of the gradient that feeds
+        :math:`m_t`, as ``keras_optim.DiffGrad(coordinate_clip=...)``; 0 disables it.
+      clip_threshold_scale: > 0, multiplies the clipping threshold. Defaults to 1.
+      clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
     """
     settings = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
     return _DiffGrad(learning_rate, weight_decay, settings, coordinate_clip=coordinate_clip,
@@ -335,6 +361,13 @@ def build_coordinate_clipping(optimizer, fraction, threshold_scale=_CLIP["clip_t
     wrapped optimizer gets :math:`\operatorname{sign}(g_i)\min(|g_i|, \tau)` (all of its
     statistics see the clipped gradient). ``mode="fast"`` takes the order statistic of a fixed
     stratified sample (``keras_optim.math.coordinate_clip.sampled_threshold``).
+
+    Args:
+      optimizer: the ``tff.learning.optimizers.Optimizer`` to wrap, e.g.
+        ``tff.learning.optimizers.build_sgdm(0.1)``.
+      fraction: :math:`p`, in [0, 1], the fraction of coordinates clipped each step.
+      threshold_scale: :math:`c`, > 0, multiplies the threshold. Defaults to 1.
+      mode: ``"exact"`` or ``"fast"``. Defaults to ``"exact"``.
     """
     return _CoordinateClipping(optimizer, fraction, threshold_scale, mode)
 

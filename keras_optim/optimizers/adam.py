@@ -29,6 +29,8 @@ class Adam(CoordinateClipMixin, SlotOptimizer):
       coordinate_clip: in [0, 1], the fraction of coordinates clipped each step; 0 disables.
       clip_threshold_scale: > 0, multiplies the threshold. Defaults to 1.
       clip_mode: ``"exact"`` or ``"fast"`` (see ``SGD``).
+      name: defaults to ``"adam"``, numbered on Keras 3 as Keras numbers its own optimizers
+        (``adam``, ``adam_1``, ...).
       **kwargs: the Keras base arguments (``weight_decay``, ``clipnorm``, ``clipvalue``,
         ``global_clipnorm``, ``use_ema``, ...). Keras' clipping runs before coordinate clipping.
     """

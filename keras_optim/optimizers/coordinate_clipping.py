@@ -233,6 +233,8 @@ class CoordinateClipping(OptimizerBase):
         statistic of a fixed-size stratified sample; see ``docs/coordinate_clipping.md``).
       name: defaults to ``"coordinate_clipping"``, numbered on Keras 3 as Keras numbers its
         optimizers (``coordinate_clipping_1``, ...).
+      **kwargs: none is taken (``ValueError``): set the Keras base arguments (``weight_decay``,
+        ``clipnorm``, ``use_ema``, ...) on the wrapped optimizer.
     """
 
     def __init__(self, optimizer, fraction, threshold_scale=1.0, mode="exact", name=None,

@@ -31,6 +31,8 @@ class DiffGrad(CoordinateClipMixin, SlotOptimizer):
         (``docs/coordinate_clipping.md``). 0 (the default) disables it.
       clip_threshold_scale: > 0, multiplies that threshold. Defaults to 1.
       clip_mode: ``"exact"`` or ``"fast"`` (sampled threshold). Defaults to ``"exact"``.
+      name: defaults to ``"diffgrad"``, numbered on Keras 3 as Keras numbers its own
+        optimizers (``diffgrad``, ``diffgrad_1``, ...).
       **kwargs: the Keras base arguments (see ``AdaBelief``).
     """
 

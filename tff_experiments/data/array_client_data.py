@@ -15,6 +15,14 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
 
     Extra attributes: ``client_sizes`` (``{client_id: number of examples}``) and
     ``client_arrays(client_id)`` (that client's NumPy arrays).
+
+    Build one with ``array_client_data``, which checks its input; the arguments are:
+
+    Args:
+      client_ids: the clients' ids, in order.
+      arrays: ``{field: array}``, every client's rows one after the other, in that order.
+      offsets: ``len(client_ids) + 1`` row indices: client ``i`` holds rows
+        ``offsets[i]:offsets[i + 1]``.
     """
 
     def __init__(self, client_ids, arrays, offsets):

@@ -23,6 +23,12 @@ class SyntheticClientData(tff.simulation.datasets.ClientData):
     ``generator`` is the :class:`SyntheticGenerator`. ``serializable_dataset_fn`` calls the
     NumPy generator through ``tf.numpy_function``: it works in this Python process (TFF's
     local runtime), not on remote TFF workers, which get the datasets as values instead.
+
+    Args:
+      generator: the ``SyntheticGenerator`` that draws every client.
+      num_clients: the number of clients :math:`M`.
+      split: ``"train"`` (each client's first 90%) or ``"test"`` (the rest).
+      cache_clients: how many generated clients are kept in memory.
     """
 
     generates_clients = True  # LocalBatches: do not keep every client's arrays
