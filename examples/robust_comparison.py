@@ -26,11 +26,12 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":  # a command line (importing the module changes nothing in the process)
+    from tff_experiments.command_line.launch import start_command_line
+
+    start_command_line()  # reaps TFF's worker_binary at exit, quiet TensorFlow; before it is imported
 
 import numpy as np  # noqa: E402
-
-import tff_experiments  # noqa: E402,F401  (reaps TFF's worker_binary at exit)
 
 ATTACKS = ("sign_flipping", "alie", "foe", "label_flipping", "mimic")
 # label -> (rule, momentum): the authors' reproduce.py line-up (SCC with momentum 0.9).

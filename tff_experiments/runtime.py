@@ -16,12 +16,19 @@ it) but not the network one, and says so in one line. Where the OS allows no nam
 (no unprivileged user namespaces, no ``unshare``, macOS) the run goes on in this process, as
 before, with a one-line warning.
 
-In this process (library use, the fallback), ``install_reaper()`` (done on import of
-``tff_experiments``) ends, at exit, the workers that this process started, and only those. A
-SIGTERM (``kill``, job schedulers, CI timeouts) would end Python without running exit hooks,
-so it is turned into ``SystemExit``: ``finally`` blocks and the reaper run, and the exit status
-is 143 as for a plain SIGTERM. A signal that lands while Python runs a garbage-collector callback
-or a ``__del__`` (where exceptions are dropped) is delivered again once it has left it.
+In this process (library use, the fallback), ``install_reaper()`` ends, at exit, the workers
+that this process started, and only those. A SIGTERM (``kill``, job schedulers, CI timeouts)
+would end Python without running exit hooks, so it is turned into ``SystemExit``: ``finally``
+blocks and the reaper run, and the exit status is 143 as for a plain SIGTERM. A signal that lands
+while Python runs a garbage-collector callback or a ``__del__`` (where exceptions are dropped) is
+delivered again once it has left it.
+
+Importing ``tff_experiments`` installs none of this: an exit hook, a SIGTERM handler and
+``sys.unraisablehook`` are the process's, not a library's. The command lines install the reaper
+first thing (``command_line.launch.start_command_line``, before TensorFlow is imported), and so
+do the examples that run TFF in their own process. A program of your own that starts TFF runtimes
+calls ``tff_experiments.runtime.install_reaper()`` itself if it wants it (early, from its main
+thread), or ``reap_worker_binaries()`` when it is done with TFF.
 """
 import atexit
 import ctypes
@@ -164,6 +171,10 @@ def _redeliver_swallowed_signal(unraisable, _previous_hook):
 
 
 def install_reaper():
+    """Makes this process stop the ``worker_binary`` processes it started when it exits (an
+    ``atexit`` hook), turns SIGTERM into ``SignalExit`` (where nobody handles SIGTERM yet) and
+    delivers again a signal whose exception Python dropped (``sys.unraisablehook``). For a
+    program's main path, not for a library's import; calling it again does nothing."""
     global _installed
     if not _installed:
         atexit.register(_reap_at_exit)

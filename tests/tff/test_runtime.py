@@ -1,5 +1,6 @@
-"""TFF 0.87's worker_binary outlives Python and holds its stdout: importing tff_experiments
-must reap it, so that a piped run ends and leaves no process behind."""
+"""TFF 0.87's worker_binary outlives Python and holds its stdout: ``runtime.install_reaper()`` (which
+the command lines call first thing; importing tff_experiments does not) must reap it, so that a
+piped run ends and leaves no process behind."""
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow_federated")
 
+REAPER = "from tff_experiments.runtime import install_reaper; install_reaper()"
 SCRIPT = """
 import os, sys
 {prelude}
@@ -31,7 +33,7 @@ def _workers():
 def test_piped_run_ends_and_leaves_no_worker():
     # stdout is a pipe: communicate() returns only when every holder of the pipe has exited.
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(prelude="import tff_experiments")],
+        [sys.executable, "-c", SCRIPT.format(prelude=REAPER)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -63,7 +65,7 @@ def test_without_the_reaper_the_worker_is_left_behind():
 def test_sigterm_ends_the_run_and_its_worker():
     """`kill PID` (SIGTERM) skips exit hooks unless handled: the run must still reap its worker."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(prelude="import tff_experiments") + "import time; time.sleep(300)"],
+        [sys.executable, "-c", SCRIPT.format(prelude=REAPER) + "import time; time.sleep(300)"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
     pid = int(proc.stdout.readline().split()[1])
@@ -221,7 +223,8 @@ def _listening_or_none(pid):
 
 SWALLOWED_SIGNAL = """
 import gc, os, signal, sys, time
-import tff_experiments
+from tff_experiments.runtime import install_reaper
+install_reaper()
 
 sent = []
 

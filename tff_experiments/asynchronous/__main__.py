@@ -1,7 +1,7 @@
 """``python -m tff_experiments.asynchronous``: see ``tff_experiments.asynchronous.cli``."""
-from tff_experiments.command_line.launch import quiet_tensorflow
+from tff_experiments.command_line.launch import start_command_line
 
-quiet_tensorflow()  # before TensorFlow is imported
+start_command_line()  # the worker reaper and quiet TensorFlow, before TensorFlow is imported
 
 from tff_experiments.asynchronous.cli import main  # noqa: E402
 from tff_experiments.command_line.errors import run_cli  # noqa: E402

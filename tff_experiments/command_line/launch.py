@@ -1,5 +1,10 @@
-"""What a federated command line does around its run: checks ``--out``, locks it, keeps
-TensorFlow's C++ logs quiet, and runs the simulation in a private namespace.
+"""What a federated command line does around its run: prepares its process, checks ``--out``,
+locks it, and runs the simulation in a private namespace.
+
+``start_command_line()`` is each command line's first step, before TensorFlow is imported: the
+worker reaper (``tff_experiments.runtime.install_reaper``) and no TensorFlow C++ log lines
+(``quiet_tensorflow``). Process-wide changes belong to command lines only: importing
+``tff_experiments`` makes none.
 
 ``launch(...)`` is each command line's last step: it checks and creates the output folder,
 locks it (a second run on the same folder is refused), and runs the simulation in a private
@@ -86,6 +91,16 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def start_command_line():
+    """What a command line does first, before TensorFlow or TFF is imported: stop TFF's
+    ``worker_binary`` at exit and make SIGTERM end the run through ``finally`` blocks
+    (``runtime.install_reaper``), and keep TensorFlow quiet (``quiet_tensorflow``)."""
+    from tff_experiments import runtime
+
+    runtime.install_reaper()
+    quiet_tensorflow()
+
+
 def warn(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -113,5 +128,5 @@ def launch(run, settings, *, module, argv, isolate, private_network=True):
                     os.environ.pop(LOCK_FD_ENV, None)
             warn(f"no private namespace here ({unavailable}): TFF's executor service listens on all interfaces "
                  "during the run")
-        runtime.prepare_namespace()  # (importing tff_experiments installed the worker reaper)
+        runtime.prepare_namespace()  # (start_command_line installed the worker reaper)
         return run(settings, out)
