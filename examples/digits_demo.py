@@ -13,6 +13,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # a command line: no TensorFlow C++ log lines (before it is imported)
+    from tff_experiments.command_line.launch import quiet_tensorflow
+
+    quiet_tensorflow()
 
 import keras_optim  # noqa: E402
 from keras_optim.backend import keras  # noqa: E402
