@@ -35,7 +35,7 @@ PUBLIC_API = (
     # the data sets' own modules, which the data page documents too
     "tff_experiments.data.digits",
     "tff_experiments.data.shakespeare",
-    "tff_experiments.data.array_client_data",
+    "tff_experiments.data.in_memory",
     "tff_experiments.data.synthetic",
     "tff_experiments.data.synthetic_federated",
     "tff_experiments.data.real",

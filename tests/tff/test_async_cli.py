@@ -132,7 +132,7 @@ def test_real_datasets_on_generated_data(dataset, shape, classes, monkeypatch):
     """The EMNIST / CIFAR-100 path of the command line (TFF's loaders need internet: here they
     return small generated ClientData of the same element structure)."""
     from tff_experiments.data import real
-    from tff_experiments.data.array_client_data import array_client_data
+    from tff_experiments.data.in_memory import array_client_data
 
     rng = np.random.default_rng(0)
 

@@ -13,7 +13,15 @@ def build_schedule(algorithm, times, horizon, importance, policy="weight", *, de
                    buffer_size=None):
     """The schedule of ``algorithm`` (one of ``ALGORITHMS``) up to virtual time ``horizon``.
 
-    ``delta_t`` is FedFix's aggregation period, ``buffer_size`` FedBuff's c.
+    Args:
+      algorithm: one of ``ALGORITHMS``.
+      times: the clients' ``ClientTimes``.
+      horizon: the virtual time to schedule up to (> 0).
+      importance: :math:`p_i`, the clients' importance (``client_importance``).
+      policy: the aggregation weights, ``"weight"`` (every scheme optimizes the federated
+        objective) or ``"identical"`` (:math:`1/|S_n|`).
+      delta_t: FedFix's aggregation period.
+      buffer_size: FedBuff's c.
     """
     if not horizon > 0:
         raise ValueError(f"the horizon must be > 0, got {horizon!r}")
@@ -34,8 +42,16 @@ def build_schedule(algorithm, times, horizon, importance, policy="weight", *, de
 
 
 def expected_server_steps(algorithm, mean_times, horizon, *, delta_t=None, buffer_size=None):
-    """About how many server steps ``build_schedule`` makes (clients' mean times ``mean_times``):
-    a bound to check before building a schedule, which holds every step in memory."""
+    """About how many server steps ``build_schedule`` makes: a bound to check before building a
+    schedule, which holds every step in memory.
+
+    Args:
+      algorithm: one of ``ALGORITHMS``.
+      mean_times: :math:`\\tau_i`, the clients' mean local-work times.
+      horizon: the virtual time to schedule up to.
+      delta_t: FedFix's aggregation period.
+      buffer_size: FedBuff's c.
+    """
     returns_per_time = float(np.sum(1.0 / np.asarray(mean_times, dtype=np.float64)))
     if algorithm == "fedavg":
         return horizon / float(np.max(mean_times))

@@ -25,7 +25,13 @@ _SCENARIO = re.compile(r"^F-(\d+(?:\.\d*)?)$")
 
 
 def scenario_mean_times(num_clients, scenario):
-    r"""The authors' ``F-X`` client times :math:`\tau_i` (client 0 slowest, at 1)."""
+    r"""The authors' ``F-X`` client times :math:`\tau_i` (client 0 slowest, at 1).
+
+    Args:
+      num_clients: M.
+      scenario: ``"F-X"``: the fastest client is X% faster than the slowest, the others evenly
+        between, :math:`\tau_i = 1 - i \frac{X/100}{M-1}`.
+    """
     if not isinstance(num_clients, (int, np.integer)) or num_clients < 1:
         raise ValueError(f"the number of clients must be a positive integer, got {num_clients!r}")
     match = _SCENARIO.match(str(scenario))

@@ -13,7 +13,7 @@ import tensorflow_federated as tff
 
 from tff_experiments.asynchronous import schedule as schedule_lib
 from tff_experiments.asynchronous.local_data import LocalBatches
-from tff_experiments.data.array_client_data import array_client_data
+from tff_experiments.data.in_memory import array_client_data
 from tff_experiments.data.synthetic_federated import synthetic_client_data_from_config
 from tff_experiments.program import checkpoints
 

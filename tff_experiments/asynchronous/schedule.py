@@ -27,7 +27,14 @@ IMPORTANCES = ("uniform", "data-size")
 
 @dataclasses.dataclass(frozen=True)
 class Contribution:
-    """One client's local work, aggregated at a server step."""
+    """One client's local work, aggregated at a server step.
+
+    Attributes:
+      client: the client's index.
+      sent_version: the global model version the client started from, :math:`\\rho_i(n)`.
+      work_index: the client's local-work counter, 0, 1, ... (seeds its data and time).
+      weight: its aggregation weight :math:`d_i`.
+    """
 
     client: int
     sent_version: int  # the global model version the client started from
@@ -37,17 +44,36 @@ class Contribution:
 
 @dataclasses.dataclass(frozen=True)
 class ServerStep:
+    """One aggregation of the server.
+
+    Attributes:
+      index: n; this step makes global model version n + 1.
+      time: the virtual time at which the server aggregates.
+      contributions: the ``Contribution`` of each aggregated local work (possibly none:
+        FedFix when nobody is back).
+    """
+
     index: int  # n: this step makes global model version n + 1
     time: float  # virtual time at which the server aggregates
     contributions: tuple  # of Contribution, possibly empty (FedFix when nobody is back)
 
     def staleness(self):
+        """The staleness :math:`n - \\rho_i(n)` of each contribution."""
         return [self.index - c.sent_version for c in self.contributions]
 
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """Server steps up to the horizon, with the weights that were used to build them."""
+    """Server steps up to the horizon, with the weights that were used to build them.
+
+    Attributes:
+      scheme: the algorithm that made it (``fedavg``, ``async``, ``fedfix``, ``fedbuff``, ...).
+      policy: the aggregation weights' policy (``weight`` or ``identical``).
+      horizon: the virtual time it runs to.
+      steps: the ``ServerStep``s, in time order.
+      importance: :math:`p_i`, the clients' importance (sums to 1).
+      mean_times: :math:`\\tau_i`, the clients' mean local-work times.
+    """
 
     scheme: str
     policy: str
@@ -98,7 +124,12 @@ class Schedule:
 
 
 def client_importance(kind, num_examples):
-    """:math:`p_i`: ``"uniform"`` (the paper's experiments) or ``"data-size"`` (n_i / n)."""
+    """:math:`p_i`: ``"uniform"`` (the paper's experiments) or ``"data-size"`` (n_i / n).
+
+    Args:
+      kind: ``"uniform"`` or ``"data-size"``.
+      num_examples: :math:`n_i`, each client's number of examples.
+    """
     num_examples = np.asarray(num_examples, dtype=np.float64)
     if kind == "uniform":
         return np.full(len(num_examples), 1.0 / len(num_examples))

@@ -5,7 +5,7 @@
   corpus reader needs neither TensorFlow nor TFF (the Keras 3 examples use it too).
 - ``synthetic``: Synthetic(alpha, beta) of FedProx, generated per client (NumPy);
   ``synthetic_federated``: the same as ``ClientData``, any number of clients.
-- ``array_client_data``: the ``ClientData`` over in-memory arrays that the others return.
+- ``in_memory``: ``array_client_data``, the ``ClientData`` over in-memory arrays that the others return.
 - ``real``: EMNIST, CIFAR-100 (TFF's federated versions) and CIFAR-10 (TFDS, Dirichlet split)
   for users with internet access.
 
@@ -15,7 +15,7 @@ Importing this package imports neither TensorFlow nor TFF; the functions that re
 from tff_experiments.data.common import DataUnavailableError
 from tff_experiments.lazy_names import lazy_getattr
 
-__getattr__ = lazy_getattr(__name__, {"array_client_data": "array_client_data"})  # imports TFF
+__getattr__ = lazy_getattr(__name__, {"array_client_data": "in_memory"})  # imports TFF
 
 
 __all__ = ["DataUnavailableError", "array_client_data"]

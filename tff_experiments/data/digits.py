@@ -143,7 +143,7 @@ def digits_client_data(num_clients, alpha, seed=0, test_fraction=0.2):
     """
     x_train, y_train, x_test, y_test = load_digits_split(test_fraction=test_fraction, seed=seed)
     partition = dirichlet_partition(y_train, num_clients, alpha, seed)
-    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
+    from tff_experiments.data.in_memory import array_client_data  # imports TFF
 
     client_data = array_client_data(
         {str(i): {"x": x_train[idx], "y": y_train[idx]} for i, idx in enumerate(partition)}

@@ -275,7 +275,7 @@ def shakespeare_client_data(min_chars=1000, max_clients=None, seq_len=DEFAULT_SE
     empty = [np.zeros((0, seq_len), np.int32)]
     x_test = np.concatenate([test[cid][0] for cid in ids] + empty)
     y_test = np.concatenate([test[cid][1] for cid in ids] + empty)
-    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
+    from tff_experiments.data.in_memory import array_client_data  # imports TFF
 
     client_data = array_client_data({cid: train[cid] for cid in ids})
     return client_data, (x_test.astype(np.int32), y_test.astype(np.int32))

@@ -44,6 +44,7 @@ def export_keras_and_savedmodel(keras_builder, weights, out_dir, seed=0):
       weights: a ``ModelWeights``, ``{'trainable', 'non_trainable'}`` dict, or flat list
         (trainable then non-trainable).
       out_dir: the folder to write (created if needed; an older export there is replaced).
+      seed: the seed the model is built with (its initial weights are replaced).
 
     Returns:
       ``{'keras': Path, 'saved_model': Path}``.

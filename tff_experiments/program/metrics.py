@@ -42,6 +42,11 @@ class MetricsLogger:
     Virtual time is the ``time`` column (and the ``time`` scalar); the manager writes the
     columns after ``step`` in name order. On a resume, the TensorBoard
     folder is rewritten from the kept CSV rows, so it holds no duplicate either.
+
+    Args:
+      out_dir: the run's output folder.
+      resume_step: ``None`` for a fresh run (old rows are dropped), or the step of the
+        checkpoint the run resumes from (rows after it are dropped).
     """
 
     def __init__(self, out_dir, resume_step=None):
@@ -113,7 +118,11 @@ def _parse(text):
 
 
 def read_metrics(path):
-    """The rows of a ``metrics.csv`` as dicts, numbers parsed (for plots and tests)."""
+    """The rows of a ``metrics.csv`` as dicts, numbers parsed (for plots and tests).
+
+    Args:
+      path: the ``metrics.csv`` file.
+    """
     _, rows = run_dir.read_csv_rows(path)
     return [{k: _parse(v) for k, v in row.items()} for row in rows]
 
@@ -135,6 +144,13 @@ class EventLog:
     ``fieldnames`` lists the columns; ``step`` is added first if missing. Each row is written
     and flushed as one line, so a crash loses at most the line being written, which a resume
     drops (it lies after the checkpoint). Sequence values are written as ``a;b;c``.
+
+    Args:
+      out_dir: the run's output folder.
+      fieldnames: the columns.
+      resume_step: ``None`` for a fresh run (old rows are dropped), or the step of the
+        checkpoint the run resumes from (rows after it are dropped).
+      filename: the file's name in ``out_dir``.
     """
 
     def __init__(self, out_dir, fieldnames, resume_step=None, filename=run_dir.EVENTS_CSV):

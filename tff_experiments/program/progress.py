@@ -10,7 +10,12 @@ from tqdm.auto import tqdm
 
 
 def progress_enabled(force=None, file=None):
-    """Whether to show a bar: ``force`` if given, else ``$KERAS_OPTIM_PROGRESS``, else a TTY test."""
+    """Whether to show a bar: ``force`` if given, else ``$KERAS_OPTIM_PROGRESS``, else a TTY test.
+
+    Args:
+      force: ``True``/``False`` decides; ``None`` leaves it to the environment and the terminal.
+      file: the stream the bar writes to (default: standard error).
+    """
     if force is not None:
         return bool(force)
     env = os.environ.get("KERAS_OPTIM_PROGRESS")
@@ -29,7 +34,13 @@ class VirtualTimeProgress:
             ...
             bar.advance_to(clock, step=n, acc=0.91)   # updates by the delta since last time
 
-    ``initial`` is where a resumed run starts; times beyond the horizon are clamped.
+    Args:
+      horizon: the virtual time at the end of the run (> 0).
+      initial: where a resumed run starts; times beyond the horizon are clamped.
+      desc: the bar's label.
+      force: ``True``/``False`` shows or hides the bar; ``None``: shown on a terminal
+        (``progress_enabled``).
+      file: the stream the bar writes to (default: standard error).
     """
 
     def __init__(self, horizon, initial=0.0, desc="virtual time", force=None, file=None):

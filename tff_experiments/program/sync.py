@@ -9,7 +9,14 @@ def run_sync(coroutine):
     Not through ``asyncio.run``: its Ctrl-C handler only cancels the task, which takes effect
     at the coroutine's next ``await``, and a training loop's TFF calls block between them (an
     asynchronous run went on for 100 s after Ctrl-C). Here Ctrl-C raises ``KeyboardInterrupt``
-    in the call at once, as in synchronous code."""
+    in the call at once, as in synchronous code.
+
+    Args:
+      coroutine: e.g. ``train_asynchronous_model(...)``.
+
+    Returns:
+      What the coroutine returns.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -40,8 +40,10 @@ class MixingRule:
     Attributes:
       name: one of ``RULE_NAMES``.
       f: number of Byzantine vectors tolerated (used by nna, trimmed_mean, krum).
-      clip_threshold, clip_iterations: :math:`\\tau` and :math:`L` of centered clipping.
-      smoothing, weiszfeld_iterations: :math:`\\nu` and :math:`T` of the geometric median.
+      clip_threshold: :math:`\\tau` of centered clipping.
+      clip_iterations: :math:`L` of centered clipping.
+      smoothing: :math:`\\nu` of the geometric median.
+      weiszfeld_iterations: :math:`T` of the geometric median.
       krum_squared: Krum scores with squared distances (paper, byzfl) or plain ones (MoNNA code).
     """
 
