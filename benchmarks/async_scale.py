@@ -100,7 +100,9 @@ def run_scheme(args):
 
     memory = PeakMemory()
     start = time.perf_counter()
-    import tff_experiments  # noqa: F401  (reaps TFF's worker_binary at exit)
+    from tff_experiments.runtime import install_reaper
+
+    install_reaper()  # stops TFF's worker_binary at exit
     from tff_experiments.asynchronous import (AsynchronousDriver, ClientTimes, build_schedule,
                                               build_stale_model_process, client_importance)
     from tff_experiments.asynchronous.process import client_inputs
@@ -143,7 +145,9 @@ def run_scheme(args):
 def run_tff_fedavg(args):
     """TFF's build_weighted_fed_avg, rounds of ``args.round_clients`` clients; a JSON line."""
     memory = PeakMemory()
-    import tff_experiments  # noqa: F401
+    from tff_experiments.runtime import install_reaper
+
+    install_reaper()  # stops TFF's worker_binary at exit
 
     tff, local, model_fn = _setup(args.m, args.batch_size)
     fedavg = tff.learning.algorithms.build_weighted_fed_avg(

@@ -19,11 +19,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from tff_experiments.command_line.launch import start_command_line  # noqa: E402
+
+start_command_line()  # stops TFF's worker_binary at exit, quiet TensorFlow: before it is imported
 
 import tensorflow_federated as tff  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF's worker_binary at exit)
 from tff_experiments import models  # noqa: E402
 from tff_experiments.asynchronous import (  # noqa: E402
     AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,

@@ -13,7 +13,6 @@ import numpy as np
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # `python examples/NAME.py` as well as `python -m examples.NAME`
     sys.path.insert(0, REPO_ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_optim.backend import KERAS3, keras  # noqa: E402
 

@@ -28,6 +28,11 @@ if __package__ in (None, ""):  # `python examples/shakespeare_transformer.py`
 
 import numpy as np  # noqa: E402
 
+if __name__ == "__main__":  # a command line: no TensorFlow C++ log lines (before it is imported)
+    from tff_experiments.command_line.launch import quiet_tensorflow
+
+    quiet_tensorflow()
+
 from examples import common  # noqa: E402
 from keras_optim.backend import keras  # noqa: E402
 

@@ -8,6 +8,8 @@ import importlib.util
 if importlib.util.find_spec("tensorflow_federated") is None:
     collect_ignore_glob = ["test_*.py", "*_test.py"]
 else:
-    # Installs the exit hook that stops TFF's worker_binary, which would otherwise outlive
-    # pytest and hold its stdout open.
-    import tff_experiments  # noqa: F401
+    # The test session is a program that starts TFF runtimes: it stops their worker_binary at
+    # exit (it would otherwise outlive pytest and hold its stdout open), as the command lines do.
+    from tff_experiments.runtime import install_reaper
+
+    install_reaper()

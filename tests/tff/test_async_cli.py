@@ -8,7 +8,6 @@ import pytest
 tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import fedfix  # noqa: E402  (the alias)
 from tff_experiments.asynchronous import experiment  # noqa: E402
 from tff_experiments.command_line.errors import run_cli  # noqa: E402

@@ -6,7 +6,6 @@ import pytest
 
 pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from examples import async_fl_comparison  # noqa: E402
 
 

@@ -10,7 +10,6 @@ import pytest
 tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments.asynchronous import (  # noqa: E402
     AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,
     client_importance)

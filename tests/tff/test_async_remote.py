@@ -5,7 +5,6 @@ import pytest
 
 tff = pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff.test_async_process import logistic_model_fn  # noqa: E402
 from tff_experiments.asynchronous import (  # noqa: E402
     AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,

@@ -9,7 +9,6 @@ import pytest
 
 tff = pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import cli_runs  # noqa: E402
 from tff_experiments.asynchronous import cli as asynchronous_cli  # noqa: E402
 from tff_experiments.command_line.errors import run_cli  # noqa: E402

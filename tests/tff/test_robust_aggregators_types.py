@@ -7,7 +7,6 @@ import pytest
 
 tff = pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments.robust import aggregators  # noqa: E402
 
 # mean_test.py's _test_struct_type: mixed float32 / float64 leaves.

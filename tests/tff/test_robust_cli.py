@@ -9,7 +9,6 @@ import pytest
 tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tff_experiments import monna  # noqa: E402
 from tff_experiments.command_line.errors import run_cli  # noqa: E402
 from tests.tff import cli_runs  # noqa: E402

@@ -5,7 +5,6 @@ import pytest
 
 pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from examples import robust_comparison  # noqa: E402
 
 

@@ -10,7 +10,6 @@ import pytest
 
 pytest.importorskip("tensorflow_federated")
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import robust_numpy_ports as ports  # noqa: E402
 from tff_experiments.models import digits_logistic  # noqa: E402
 from tff_experiments.robust.experiment import HonestData, RobustExperiment, digits_setup  # noqa: E402

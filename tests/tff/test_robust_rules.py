@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import robust_numpy_ports as ports  # noqa: E402
 from tff_experiments.robust import attacks  # noqa: E402
 from tff_experiments.robust.centered_clipping import centered_clipping  # noqa: E402

@@ -14,7 +14,6 @@ tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
 import keras_optim  # noqa: E402
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.tff import tff_suite_cases as cases  # noqa: E402
 from tff_experiments import tff_optimizers  # noqa: E402
 

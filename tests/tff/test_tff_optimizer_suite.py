@@ -13,7 +13,6 @@ import pytest
 tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from tests.optimizers.numpy_ports import NumpyAdaBelief, NumpyDiffGrad  # noqa: E402
 from tests.tff import tff_suite_cases as cases  # noqa: E402
 from tff_experiments import tff_optimizers  # noqa: E402

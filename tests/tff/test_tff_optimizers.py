@@ -10,7 +10,6 @@ tff = pytest.importorskip("tensorflow_federated")
 import tensorflow as tf  # noqa: E402
 
 import keras_optim  # noqa: E402
-import tff_experiments  # noqa: E402,F401  (reaps TFF workers at exit)
 from keras_optim.math import adabelief as adabelief_math  # noqa: E402
 from keras_optim.math import coordinate_clip as clip_math  # noqa: E402
 from keras_optim.math import diffgrad as diffgrad_math  # noqa: E402
