@@ -5,7 +5,7 @@ Fraboni, Vidal, Kameni, Lorenzi (JMLR 2023, arXiv 2206.10189) compare the scheme
 clients; ``examples/async_fl_comparison.py`` does it on digits with M = 20 and 50, where the data
 stop. Here the data are Li et al.'s Synthetic(alpha, beta) (``--dataset synthetic``, any number of
 clients) and every run is one ``python -m tff_experiments.asynchronous`` command, so each curve
-can be reproduced, resumed or inspected (``metrics.csv``, ``events.csv``) on its own:
+can be reproduced, resumed or inspected (``metrics.csv``, ``events.csv``, ``updates.csv``) on its own:
 
     .venv-tff/bin/python examples/async_synthetic_comparison.py --clients 100 --horizon 20 \
         --lr FedAvg=0.03 Async=0.0001 FedFix=0.01 FedBuff=0.001 --figures docs/img
@@ -93,10 +93,8 @@ def load_run(folder):
     with open(os.path.join(folder, "run.json")) as f:
         info = json.load(f)
     config = info["config"]
-    staleness = []
-    with open(os.path.join(folder, "events.csv")) as f:
-        for row in csv.DictReader(f):
-            staleness += [int(s) for s in row["staleness"].split(";") if s]
+    with open(os.path.join(folder, "updates.csv")) as f:  # one row per client update
+        staleness = [int(row["staleness"]) for row in csv.DictReader(f)]
     cost = {}
     if os.path.exists(os.path.join(folder, "cost.json")):
         with open(os.path.join(folder, "cost.json")) as f:

@@ -1,5 +1,6 @@
 """``python -m tff_experiments.asynchronous`` (alias ``tff_experiments.fedfix``): outputs, exact resume after
 a kill, export, one-line errors."""
+import collections
 import csv
 
 import numpy as np
@@ -42,12 +43,17 @@ def test_outputs(uninterrupted):
     assert not cli_runs.tensorflow_log_lines(stderr), stderr[-3000:]
     assert "server steps to virtual time" in stdout
     events = read_csv(out / "events.csv")
-    assert events[0] == ["step", "time", "clients", "sent_versions", "staleness", "weights", "train_loss"]
+    assert events[0] == ["step", "time", "clients", "mean_staleness", "max_staleness", "total_weight", "train_loss"]
     steps = [int(row[0]) for row in events[1:]]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) > 20
     times = [float(row[1]) for row in events[1:]]
     assert times == sorted(times) and times[-1] <= 3.0
-    assert any(int(row[4]) > 0 for row in events[1:])  # stale work was aggregated
+    assert any(row[4] and int(row[4]) > 0 for row in events[1:])  # stale work was aggregated
+    updates = read_csv(out / "updates.csv")  # one row per client update
+    assert updates[0] == ["step", "time", "client", "sent_version", "staleness", "weight"]
+    per_step = collections.Counter(int(row[0]) for row in updates[1:])
+    assert [per_step.get(step, 0) for step in steps] == [int(row[2]) for row in events[1:]]
+    assert all(int(row[4]) == int(row[0]) - 1 - int(row[3]) >= 0 for row in updates[1:])
     metrics = read_csv(out / "metrics.csv")
     header = metrics[0]
     for column in ("step", "time", "test_loss", "test_accuracy", "federated_loss", "surrogate_loss"):
@@ -76,6 +82,7 @@ def test_killed_run_resumes_exactly(uninterrupted, tmp_path):
     assert stderr.startswith("warning: no private namespace here (KERAS_OPTIM_NAMESPACE=off)")
     assert stderr.count("\n") == 1, stderr[-3000:]
     assert read_csv(out / "events.csv") == read_csv(reference / "events.csv")
+    assert read_csv(out / "updates.csv") == read_csv(reference / "updates.csv")
     assert read_csv(out / "metrics.csv") == read_csv(reference / "metrics.csv")
     cli_runs.assert_same_exported_weights(out, reference)
 

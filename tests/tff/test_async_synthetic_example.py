@@ -1,6 +1,6 @@
 """examples/async_synthetic_comparison.py without running TFF: the command lines it runs are the
 command line's own flags, and the summary and figure it draws from run folders (metrics.csv,
-events.csv, run.json as the command line writes them)."""
+updates.csv, run.json as the command line writes them)."""
 import csv
 import json
 import os
@@ -18,11 +18,13 @@ def write_run(folder, algorithm, lr, rows, staleness):
         for step, (time, acc, loss) in enumerate(rows):
             writer.writerow(dict(step=step, federated_accuracy=acc, federated_loss=loss, test_accuracy=acc,
                                  time=time))
-    with open(os.path.join(folder, "events.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, ["step", "time", "clients", "staleness"])
+    with open(os.path.join(folder, "updates.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, ["step", "time", "client", "sent_version", "staleness", "weight"])
         writer.writeheader()
         for step, stale in enumerate(staleness, start=1):
-            writer.writerow(dict(step=step, time=step, clients="0;1", staleness=";".join(map(str, stale))))
+            for client, s in enumerate(stale):
+                writer.writerow(dict(step=step, time=step, client=client, sent_version=step - 1 - s, staleness=s,
+                                     weight=0.5))
     with open(os.path.join(folder, "run.json"), "w") as f:
         json.dump(dict(config=dict(algorithm=algorithm, client_lr=lr, horizon=rows[-1][0]),
                        server_steps=len(staleness)), f)

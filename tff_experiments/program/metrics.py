@@ -139,11 +139,12 @@ def _cell(value):
 
 
 class EventLog:
-    """Appends per-step event rows to a CSV file (``events.csv`` by default).
+    """Appends rows keyed by server step to a CSV file (``events.csv`` by default).
 
-    ``fieldnames`` lists the columns; ``step`` is added first if missing. Each row is written
-    and flushed as one line, so a crash loses at most the line being written, which a resume
-    drops (it lies after the checkpoint). Sequence values are written as ``a;b;c``.
+    ``fieldnames`` lists the columns; ``step`` is added first if missing. Rows are written and
+    flushed as whole lines, so a crash loses at most the lines being written, which a resume
+    drops (they lie after the checkpoint). A step may have many rows (``updates.csv``: one per
+    client update). Sequence values are written as ``a;b;c``.
 
     Args:
       out_dir: the run's output folder.
@@ -170,15 +171,20 @@ class EventLog:
 
     def append(self, row=None, **fields):
         """Writes one row (a mapping and/or keyword fields); missing columns stay empty."""
-        values = dict(row or {}, **fields)
-        unknown = set(values) - set(self.fieldnames)
-        if unknown:
-            raise ValueError(f"unknown event fields {sorted(unknown)}; columns are {self.fieldnames}")
-        if run_dir.STEP_FIELD not in values:
-            raise ValueError("every event row needs its step")
+        self.extend([dict(row or {}, **fields)])
+
+    def extend(self, rows):
+        """Writes the rows (mappings; missing columns stay empty), then flushes once."""
         buffer = io.StringIO()
-        csv.writer(buffer).writerow([_cell(values[f]) if f in values else "" for f in self.fieldnames])
-        self._file.write(buffer.getvalue())  # one write per line
+        writer = csv.writer(buffer)
+        for values in rows:
+            unknown = set(values) - set(self.fieldnames)
+            if unknown:
+                raise ValueError(f"unknown event fields {sorted(unknown)}; columns are {self.fieldnames}")
+            if run_dir.STEP_FIELD not in values:
+                raise ValueError("every event row needs its step")
+            writer.writerow([_cell(values[f]) if f in values else "" for f in self.fieldnames])
+        self._file.write(buffer.getvalue())  # whole lines only: a torn last one is dropped on resume
         self._file.flush()
 
     def rows(self):

@@ -5,8 +5,9 @@
 ``tff_experiments.program.run_dir``):
 
 - ``CheckpointStateManager`` (the program state manager): ``checkpoints/``;
-- ``TrainMetricsReleaseManager`` (training metrics): a row of ``events.csv`` per server step,
-  for a track that has ``event_fields``;
+- ``TrainMetricsReleaseManager`` (training metrics): a row of ``events.csv`` per server step
+  and a row of ``updates.csv`` per client update, for a track that has ``event_fields`` and
+  ``update_fields``;
 - ``EvaluationReleaseManager`` (the model after each step): the track's evaluation at step 0
   and whenever one is due, into ``metrics.csv`` and TensorBoard, and the progress bar;
 - ``ExportReleaseManager`` (the final model): ``model/`` (Keras and SavedModel).
@@ -15,6 +16,7 @@ Besides ``train_model``'s hooks, a track provides for its folder: ``run_config``
 that determine the result: a resume must match them), ``horizon``, ``progress_unit`` and
 ``clock(steps_done)`` (where the progress bar stands), ``progress_fields(row)``,
 ``event_fields`` (``None``: no ``events.csv``) and ``event(steps_done, train_metrics)``,
+``update_fields`` (``None``: no ``updates.csv``) and ``updates(steps_done)`` (the step's rows),
 ``evaluation_due(steps_done)``, ``metrics(steps_done, model, train_metrics)`` (the
 ``metrics.csv`` row; ``train_metrics``: those of the steps since the previous row, empty at
 step 0) and ``export(final_model, model_dir)``.
@@ -28,7 +30,7 @@ import tensorflow_federated as tff
 from tff_experiments.program.checkpoints import Checkpointer, CheckpointStateManager
 from tff_experiments.program.metrics import EventLog, MetricsLogger
 from tff_experiments.program.progress import VirtualTimeProgress
-from tff_experiments.program.run_dir import run_paths
+from tff_experiments.program.run_dir import UPDATES_CSV, run_paths
 from tff_experiments.program.training import train_model
 
 
@@ -45,7 +47,7 @@ class RunOutputs:
 
     def __init__(self, track, out, state_manager, progress=None):
         self.track, self.out, self.state_manager, self.progress = track, out, state_manager, progress
-        self.metrics = self.events = self.bar = None
+        self.metrics = self.events = self.updates = self.bar = None
         self.last_row = {}
         self.train_since_row = []  # the training metrics of the steps since the last metrics row
 
@@ -55,12 +57,15 @@ class RunOutputs:
             self.metrics = MetricsLogger(self.out, resume_step=resume)
             if self.track.event_fields:
                 self.events = EventLog(self.out, self.track.event_fields, resume_step=resume)
+            if self.track.update_fields:
+                self.updates = EventLog(self.out, self.track.update_fields, resume_step=resume,
+                                        filename=UPDATES_CSV)
             self.bar = VirtualTimeProgress(self.track.horizon, initial=self.track.clock(resume or 0),
                                            desc=self.track.progress_unit, force=self.progress)
         return self
 
     def close(self):
-        for part in (self.events, self.metrics, self.bar):
+        for part in (self.events, self.updates, self.metrics, self.bar):
             if part is not None:
                 part.close()
 
@@ -73,8 +78,8 @@ class RunOutputs:
 
 
 class TrainMetricsReleaseManager(tff.program.ReleaseManager):
-    """Writes the ``events.csv`` row of each released step's training metrics, and keeps them for
-    the next ``metrics.csv`` row.
+    """Writes the ``events.csv`` row of each released step's training metrics and its
+    ``updates.csv`` rows, and keeps the metrics for the next ``metrics.csv`` row.
 
     Args:
       outputs: the run's ``RunOutputs``.
@@ -87,6 +92,8 @@ class TrainMetricsReleaseManager(tff.program.ReleaseManager):
         outputs = self.outputs.open()
         if outputs.events is not None:
             outputs.events.append(outputs.track.event(int(key), value))
+        if outputs.updates is not None:
+            outputs.updates.extend(outputs.track.updates(int(key)))
         outputs.train_since_row.append(value)
 
 

@@ -3,7 +3,8 @@
 A run writes, under ``out_dir``::
 
     metrics.csv       one row per evaluation, keyed by server step, with virtual time (MetricsLogger)
-    events.csv        per-step events, e.g. clients aggregated, staleness, weights (EventLog)
+    events.csv        one row per server step, e.g. clients aggregated, their staleness (EventLog)
+    updates.csv       one row per client update of a step: client, version sent, staleness, weight
     tensorboard/      the metrics as TensorBoard scalars (MetricsLogger)
     checkpoints/      step_<n>/ SavedModels of the whole run state (Checkpointer)
     model/            the final model: model.keras and saved_model/ (export_keras_and_savedmodel)
@@ -20,6 +21,7 @@ from pathlib import Path
 
 METRICS_CSV = "metrics.csv"
 EVENTS_CSV = "events.csv"
+UPDATES_CSV = "updates.csv"
 TENSORBOARD_DIR = "tensorboard"
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
@@ -32,6 +34,7 @@ def run_paths(out_dir):
     return {
         "metrics": out / METRICS_CSV,
         "events": out / EVENTS_CSV,
+        "updates": out / UPDATES_CSV,
         "tensorboard": out / TENSORBOARD_DIR,
         "checkpoints": out / CHECKPOINTS_DIR,
         "model": out / MODEL_DIR,
