@@ -114,6 +114,59 @@ def image_cnn(input_shape, num_classes, seed=0):
     )
 
 
+def image_logistic(input_shape, num_classes, seed=0):
+    """Multinomial logistic regression on an image's pixels: FedFix's MNIST model.
+
+    Fraboni et al. (JMLR 2023) train ``LogisticRegression(784, 10)`` on MNIST (one linear layer
+    on the flattened image, ``FL/create_model.py``, ``load_model``); on 28x28x1 images this has
+    7,850 weights.
+
+    Args:
+      input_shape: one image's shape, e.g. ``(28, 28, 1)``.
+      num_classes: the number of logits.
+      seed: the initial weights' seed.
+    """
+    (s,) = _layer_seeds(seed, 1)
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=input_shape),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(num_classes, kernel_initializer=tf.keras.initializers.GlorotUniform(s)),
+        ],
+        name="image_logistic",
+    )
+
+
+def lenet_cnn(input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """MoNNA's MNIST network: 5x5 conv (20) + max-pool, 5x5 conv (50) + max-pool, dense 500, logits.
+
+    The convolutional model of Farhadkhani et al.'s MNIST experiments (``simples-conv``:
+    ``experiments/models/simples.py``, ``conv``, of LPD-EPFL/robust-collaborative-learning;
+    valid convolutions, ReLU, 2x2 pooling; 431,080 weights on 28x28x1 images). Their network
+    ends in ``log_softmax`` under an NLL loss, which is the cross-entropy of these logits.
+
+    Args:
+      input_shape: one image's shape (MNIST's ``(28, 28, 1)``).
+      num_classes: the number of logits.
+      seed: the initial weights' seed.
+    """
+    s = _layer_seeds(seed, 4)
+    glorot = tf.keras.initializers.GlorotUniform
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=input_shape),
+            tf.keras.layers.Conv2D(20, 5, activation="relu", kernel_initializer=glorot(s[0])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Conv2D(50, 5, activation="relu", kernel_initializer=glorot(s[1])),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(500, activation="relu", kernel_initializer=glorot(s[2])),
+            tf.keras.layers.Dense(num_classes, kernel_initializer=glorot(s[3])),
+        ],
+        name="lenet_cnn",
+    )
+
+
 def char_rnn(vocab_size=VOCAB_SIZE, seed=0, embedding_dim=8, units=64, seq_len=None):
     """Next-character model: embedding, one GRU returning every step, dense logits over the vocabulary.
 
