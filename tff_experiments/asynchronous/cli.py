@@ -23,7 +23,7 @@ import shlex
 import sys
 
 from tff_experiments.asynchronous.settings import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
-                                                   AsynchronousSettings, check_workers)
+                                                   PARTITIONS, AsynchronousSettings, check_workers)
 from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
 from tff_experiments.command_line.launch import launch
 
@@ -75,12 +75,20 @@ def build_parser():
 
     data = parser.add_argument_group("data and model")
     data.add_argument("--dataset", default="digits", choices=DATASETS,
-                      help="digits: scikit-learn digits split by Dirichlet(--alpha); shakespeare: one client "
-                           "per speaking role (bash scripts/fetch_data.sh first); emnist, cifar10, cifar100: "
-                           "downloaded by TFF/TFDS (internet needed); synthetic: Synthetic(--synthetic-alpha, --synthetic-beta), "
-                           "generated, any number of clients (default digits)")
+                      help="digits: scikit-learn digits; mnist: 5,000 MNIST images (4,000 to the clients, "
+                           "1,000 held out; bash scripts/fetch_data.sh first); both split by --partition; "
+                           "shakespeare: one client per speaking role (bash scripts/fetch_data.sh first); emnist, "
+                           "cifar10, cifar100: downloaded by TFF/TFDS (internet needed, or a filled --cache-dir); "
+                           "synthetic: Synthetic(--synthetic-alpha, --synthetic-beta), generated, any number of "
+                           "clients (default digits)")
+    data.add_argument("--partition", default=None, choices=PARTITIONS,
+                      help="how digits, mnist and cifar10 are split across the clients by label: dirichlet "
+                           "(Dirichlet(--alpha) class proportions, distinct examples per client); fedfix-dirichlet "
+                           "(the FedFix authors' code: Dirichlet(--alpha), examples drawn with replacement); "
+                           "monna-dirichlet (the MoNNA authors' code); extreme (sorted by label, cut in equal "
+                           "parts) (default: fedfix-dirichlet for mnist, dirichlet otherwise)")
     data.add_argument("--alpha", type=float, default=0.1,
-                      help="Dirichlet concentration of the digits/cifar10 label split, >= 0; 0 = one class "
+                      help="Dirichlet concentration of the label split, >= 0; 0 = one class "
                            "per client (default 0.1)")
     data.add_argument("--synthetic-alpha", type=float, default=1.0,
                       help="synthetic: Synthetic(alpha, beta) of Li et al. (FedProx), the spread of the clients' "
@@ -92,6 +100,10 @@ def build_parser():
     data.add_argument("--model", default=None, choices=sorted({m for models in MODELS.values() for m in models}),
                       help="; ".join(f"{d}: {' or '.join(m)}" for d, m in MODELS.items()) + " (default: the first)")
     data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and random times")
+    data.add_argument("--cache-dir", default=None,
+                      help="emnist, cifar100: the folder of TFF's downloads, where emnist_all.sqlite / "
+                           "cifar100.sqlite are read without the network (default ~/.tff); cifar10: the TFDS "
+                           "data folder (default ~/tensorflow_datasets)")
 
     run = add_run_arguments(parser, checkpoint_every=100, eval_every=(
         float, None, "evaluate the global model every this much virtual time (default horizon/50)"))

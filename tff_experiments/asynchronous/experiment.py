@@ -22,8 +22,9 @@ from tff_experiments.asynchronous.program import ScheduleTrack
 from tff_experiments.asynchronous.schedule import client_importance
 from tff_experiments.asynchronous.settings import DATASETS, MODELS
 from tff_experiments.command_line.errors import UsageError
-from tff_experiments.data import real
-from tff_experiments.data.digits import digits_client_data
+from tff_experiments.data import partitions, real
+from tff_experiments.data.digits import load_digits_split
+from tff_experiments.data.mnist import mnist_client_data
 from tff_experiments.data.shakespeare import shakespeare_client_data
 from tff_experiments.data.synthetic_federated import synthetic_client_data
 from tff_experiments.program.export import export_keras_and_savedmodel
@@ -35,8 +36,21 @@ LARGE_DATASETS = ("shakespeare", "emnist", "cifar10", "cifar100", "synthetic")
 EVAL_EXAMPLES_PER_CLIENT = 100
 
 
+def _split(settings, x_train, y_train):
+    """The training examples across the clients by ``settings.partition``."""
+    parts = partitions.partition(settings.partition, y_train, settings.clients, settings.alpha, settings.seed)
+    return partitions.partitioned_client_data(x_train, y_train, parts)
+
+
 def _digits(settings):
-    client_data, test = digits_client_data(settings.clients, settings.alpha, seed=settings.seed)
+    # The same split as digits_client_data(clients, alpha, seed) with the default partition.
+    x_train, y_train, x_test, y_test = load_digits_split(seed=settings.seed)
+    client_data = _split(settings, x_train, y_train)
+    return client_data, client_data.client_ids, (x_test, y_test)
+
+
+def _mnist(settings):
+    client_data, test = mnist_client_data(settings.clients, settings.partition, settings.alpha, seed=settings.seed)
     return client_data, client_data.client_ids, test
 
 
@@ -49,7 +63,8 @@ def _shakespeare(settings):
 
 
 def _cifar10(settings):
-    client_data, test = real.cifar10_client_data(settings.clients, settings.alpha, seed=settings.seed)
+    client_data, test = real.cifar10_client_data(settings.clients, settings.alpha, seed=settings.seed,
+                                                 data_dir=settings.cache_dir, partition=settings.partition)
     return client_data, client_data.client_ids, test
 
 
@@ -61,7 +76,7 @@ def _synthetic(settings):
 
 def _tff_dataset(loader_name):
     def load(settings):
-        train, test_data = getattr(real, loader_name)()
+        train, test_data = getattr(real, loader_name)(cache_dir=settings.cache_dir)
         if len(train.client_ids) < settings.clients:
             raise UsageError(f"--clients {settings.clients}: {settings.dataset} has only "
                              f"{len(train.client_ids)} clients")
@@ -74,6 +89,7 @@ def _tff_dataset(loader_name):
 # dataset name -> loader(settings) -> (client_data, client_ids, (x_test, y_test))
 DATASET_LOADERS = {
     "digits": _digits,
+    "mnist": _mnist,
     "shakespeare": _shakespeare,
     "emnist": _tff_dataset("emnist_client_data"),
     "cifar10": _cifar10,

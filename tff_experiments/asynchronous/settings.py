@@ -4,8 +4,10 @@
 the flag's name (``client_lr`` is ``--client-lr``), checked once, when built, with one-line
 ``UsageError``s that name the flag; the command line only maps argparse onto it. ``MODELS``
 maps a data set to its models (``tff_experiments.models`` builders): a new data set is one entry
-here and one loader in ``tff_experiments.asynchronous.experiment``. Nothing here imports
-TensorFlow, so the command line's checks are fast.
+here and one loader in ``tff_experiments.asynchronous.experiment``. ``PARTITIONED_DATASETS``
+are split across the clients by ``--partition`` (``tff_experiments.data.partitions``); their
+default partition is ``DEFAULT_PARTITIONS``' (FedFix's own on MNIST, the paper's data set).
+Nothing here imports TensorFlow, so the command line's checks are fast.
 """
 import dataclasses
 from typing import Optional
@@ -15,6 +17,7 @@ from tff_experiments.asynchronous.client_times import scenario_mean_times
 from tff_experiments.asynchronous.schedule import IMPORTANCES, POLICIES
 from tff_experiments.command_line.arguments import check_number
 from tff_experiments.command_line.errors import UsageError
+from tff_experiments.data.partitions import PARTITIONS, check_partition  # noqa: F401  (the CLI's choices)
 
 OPTIMIZERS = ("sgd", "sgdm", "adam", "adabelief", "diffgrad")
 CLIENT_TIMES = ("fixed", "exponential", "lognormal")
@@ -25,15 +28,25 @@ MAX_SERVER_STEPS = 10_000_000
 # first model is the default.
 MODELS = {
     "digits": {"cnn": "digits_cnn", "logistic": "digits_logistic"},
+    # FedFix's MNIST model is multinomial logistic regression (FL/create_model.py, load_model).
+    "mnist": {"logistic": ("image_logistic", {"input_shape": (28, 28, 1), "num_classes": 10}),
+              "cnn": ("image_cnn", {"input_shape": (28, 28, 1), "num_classes": 10})},
     "shakespeare": {"rnn": "char_rnn"},
-    "emnist": {"cnn": ("image_cnn", {"input_shape": (28, 28, 1), "num_classes": 10})},
+    "emnist": {"cnn": ("image_cnn", {"input_shape": (28, 28, 1), "num_classes": 10}),
+               "logistic": ("image_logistic", {"input_shape": (28, 28, 1), "num_classes": 10})},
     "cifar10": {"cnn": ("image_cnn", {"input_shape": (32, 32, 3), "num_classes": 10})},
     "cifar100": {"cnn": ("image_cnn", {"input_shape": (32, 32, 3), "num_classes": 100})},
     "synthetic": {"logistic": "synthetic_logistic"},
 }
 DATASETS = tuple(MODELS)
+# The data sets split across the clients by a partition of their labels, and their default one.
+DEFAULT_PARTITIONS = {"digits": "dirichlet", "mnist": "fedfix-dirichlet", "cifar10": "dirichlet"}
+PARTITIONED_DATASETS = tuple(DEFAULT_PARTITIONS)
+# The data sets read from a download cache (--cache-dir): TFF's for emnist and cifar100, TFDS's
+# data folder for cifar10.
+DOWNLOADED_DATASETS = ("emnist", "cifar10", "cifar100")
 # Settings of how a run is run, not of its result: a resume may change them.
-RUN_ONLY = ("out", "progress", "workers", "checkpoint_every")
+RUN_ONLY = ("out", "progress", "workers", "checkpoint_every", "cache_dir")
 
 
 @dataclasses.dataclass
@@ -58,6 +71,7 @@ class AsynchronousSettings:
     client_optimizer: str = "sgdm"
     client_lr: Optional[float] = None  # default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones
     dataset: str = "digits"
+    partition: Optional[str] = None  # default: DEFAULT_PARTITIONS[dataset]
     alpha: float = 0.1
     synthetic_alpha: float = 1.0  # Synthetic(alpha, beta) of Li et al. (FedProx)
     synthetic_beta: float = 1.0
@@ -68,6 +82,7 @@ class AsynchronousSettings:
     checkpoint_every: int = 100
     workers: Optional[tuple] = None  # "host:port" addresses of TFF executor services
     progress: Optional[bool] = None
+    cache_dir: Optional[str] = None  # where the downloaded data sets are (default: TFF's, TFDS's)
 
     def __post_init__(self):
         for name, choices in (("algorithm", ALGORITHMS), ("policy", POLICIES), ("server_optimizer", OPTIMIZERS),
@@ -97,6 +112,7 @@ class AsynchronousSettings:
             check_number(name, getattr(self, name), low=0, low_open=True)
         check_number("client_lr", self.client_lr, low=0)
         check_number("alpha", self.alpha, low=0)
+        self._check_data()
         check_number("synthetic_alpha", self.synthetic_alpha, low=0)
         check_number("synthetic_beta", self.synthetic_beta, low=0)
         try:
@@ -121,6 +137,21 @@ class AsynchronousSettings:
             self.workers = tuple(w.strip() for w in self.workers.split(",") if w.strip())
             if not self.workers or any(not _is_address(w) for w in self.workers):
                 raise UsageError("--workers takes host:port[,host:port...]")
+
+    def _check_data(self):
+        """``--partition`` and ``--cache-dir`` fit ``--dataset``; sets the default partition."""
+        if self.dataset in PARTITIONED_DATASETS:
+            self.partition = self.partition or DEFAULT_PARTITIONS[self.dataset]
+            try:
+                check_partition(self.partition, self.alpha)
+            except ValueError as error:
+                raise UsageError(f"--partition {self.partition}: {error}") from None
+        elif self.partition is not None:
+            raise UsageError(f"--partition splits {', '.join(PARTITIONED_DATASETS)} by label; --dataset "
+                             f"{self.dataset} has its own clients")
+        if self.cache_dir is not None and self.dataset not in DOWNLOADED_DATASETS:
+            raise UsageError(f"--cache-dir is for the downloaded data sets ({', '.join(DOWNLOADED_DATASETS)}), "
+                             f"not --dataset {self.dataset}")
 
     def as_dict(self):
         """The settings that determine the result (a resume must use the same)."""

@@ -4,19 +4,30 @@
   ``tff.simulation.datasets.emnist.load_data``;
 - CIFAR-100 (Reddi et al. 2021, "Adaptive Federated Optimization"; 500 clients by a
   two-level Pachinko allocation) through ``tff.simulation.datasets.cifar100.load_data``;
-- CIFAR-10 through TensorFlow Datasets, split across clients by Dirichlet(alpha) over labels
-  as the papers' code does (``tff_experiments.data.digits.dirichlet_partition``).
+- CIFAR-10 through TensorFlow Datasets, split across clients by a partition of its labels
+  (``tff_experiments.data.partitions``; by default Dirichlet(alpha), as the papers' code does).
 
 All come out in the element style of the digits and Shakespeare data:
-``{'x': float32 image (H, W, C) in [0, 1], 'y': int32 label}``. Downloads happen on first use
-(TFF caches in ``~/.keras/datasets`` or ``cache_dir``; TFDS in ``~/tensorflow_datasets`` or
-``data_dir``); without internet and without a cache, the loaders raise a one-line
-``DataUnavailableError`` (a ``FileNotFoundError``). TFF is imported inside the functions.
+``{'x': float32 image (H, W, C) in [0, 1], 'y': int32 label}``. Downloads happen on first use,
+into a cache that later calls read without the network:
+
+- TFF (EMNIST, CIFAR-100) keeps the decompressed SQLite database ``emnist_all.sqlite`` /
+  ``cifar100.sqlite`` in ``cache_dir`` (default ``~/.tff``;
+  ``tff.simulation.datasets.download.get_compressed_file`` downloads only when that file is
+  absent), whose ``examples`` table holds one serialized ``tf.train.Example`` per image
+  (``split_name``, ``client_id``, ``serialized_example_proto``) and ``client_metadata`` the
+  clients of each split;
+- TFDS keeps CIFAR-10 prepared in ``data_dir`` (default ``~/tensorflow_datasets``, or
+  ``$TFDS_DATA_DIR``).
+
+The asynchronous command line's ``--cache-dir`` is that folder. Without internet and without a
+cache, the loaders raise a one-line ``DataUnavailableError`` (a ``FileNotFoundError``). TFF is
+imported inside the functions; ``load_cifar10_split`` needs no TFF.
 """
 import numpy as np
 
+from tff_experiments.data import partitions
 from tff_experiments.data.common import DataUnavailableError, one_line
-from tff_experiments.data.digits import dirichlet_partition
 
 
 def _load(name, loader, **kwargs):
@@ -44,7 +55,8 @@ def emnist_client_data(only_digits=True, cache_dir=None):
 
     Args:
       only_digits: the 10 digits only, or also the 52 letters.
-      cache_dir: where TFF keeps the downloaded files (default: its own cache folder).
+      cache_dir: where TFF keeps the downloaded files (default: its own cache folder,
+        ``~/.tff``); a folder holding ``emnist_all.sqlite`` is read without the network.
 
     Returns:
       ``(train, test)`` ``ClientData`` (same client ids) with elements
@@ -72,7 +84,8 @@ def cifar100_client_data(label="fine", cache_dir=None):
 
     Args:
       label: ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
-      cache_dir: where TFF keeps the downloaded files (default: its own cache folder).
+      cache_dir: where TFF keeps the downloaded files (default: its own cache folder,
+        ``~/.tff``); a folder holding ``cifar100.sqlite`` is read without the network.
 
     Returns:
       ``(train, test)`` ``ClientData`` with elements ``{'x': float32 (32, 32, 3) in [0, 1],
@@ -113,31 +126,47 @@ def _load_cifar10_arrays(data_dir=None):
     return _load("CIFAR-10", load)
 
 
-def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None):
-    """CIFAR-10's training set split across ``num_clients`` clients by Dirichlet(``alpha``).
+def load_cifar10_split(data_dir=None):
+    """CIFAR-10's training and test sets from TFDS, as NumPy arrays (no TFF needed).
+
+    Args:
+      data_dir: the TFDS data folder (default: TFDS's own, ``~/tensorflow_datasets``).
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``: images float32 in [0, 1] of shape
+      ``(n, 32, 32, 3)`` (the 0..255 intensities divided by 255), labels int32 in 0..9.
+
+    Raises:
+      DataUnavailableError: tensorflow-datasets is missing, or CIFAR-10 is neither prepared
+        in ``data_dir`` nor downloadable (one line).
+    """
+    x_train, y_train, x_test, y_test = _load_cifar10_arrays(data_dir)
+    to_float = lambda x: np.asarray(x, dtype=np.float32) / np.float32(255.0)  # noqa: E731
+    to_labels = lambda y: np.asarray(y).astype(np.int32).reshape(-1)  # noqa: E731
+    return to_float(x_train), to_labels(y_train), to_float(x_test), to_labels(y_test)
+
+
+def cifar10_client_data(num_clients, alpha, seed=0, data_dir=None, partition="dirichlet"):
+    """CIFAR-10's training set split across ``num_clients`` clients by a partition of its labels.
 
     Args:
       num_clients: the number of clients :math:`M`.
       alpha: the Dirichlet concentration, >= 0 (0: one class per client).
       seed: the partition's seed.
       data_dir: the TFDS data folder (default: TFDS's own).
+      partition: one of ``tff_experiments.data.partitions.PARTITIONS`` (default
+        ``"dirichlet"``, ``tff_experiments.data.digits.dirichlet_partition``).
 
     Returns:
       ``(client_data, (x_test, y_test))``: client ids ``"0"`` .. ``"M-1"``, elements
       ``{'x': float32 (32, 32, 3) in [0, 1], 'y': int32 ()}``, and the 10000 test images as
-      NumPy arrays. See ``dirichlet_partition`` for the split and its errors.
+      NumPy arrays. See ``tff_experiments.data.partitions.partition`` for the split and its
+      errors.
     """
-    x_train, y_train, x_test, y_test = _load_cifar10_arrays(data_dir)
-    to_float = lambda x: np.asarray(x, dtype=np.float32) / np.float32(255.0)  # noqa: E731
-    y_train = np.asarray(y_train).astype(np.int32).reshape(-1)
-    partition = dirichlet_partition(y_train, num_clients, alpha, seed)
-    x_train = to_float(x_train)
-    from tff_experiments.data.array_client_data import array_client_data  # imports TFF
-
-    client_data = array_client_data(
-        {str(i): {"x": x_train[idx], "y": y_train[idx]} for i, idx in enumerate(partition)}
-    )
-    return client_data, (to_float(x_test), np.asarray(y_test).astype(np.int32).reshape(-1))
+    partitions.check_partition(partition, alpha)  # before the download
+    x_train, y_train, x_test, y_test = load_cifar10_split(data_dir)
+    parts = partitions.partition(partition, y_train, num_clients, alpha, seed)
+    return partitions.partitioned_client_data(x_train, y_train, parts), (x_test, y_test)
 
 
 def client_data_to_arrays(client_data, max_examples=None):

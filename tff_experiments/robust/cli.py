@@ -23,14 +23,14 @@ from tff_experiments.command_line.arguments import add_run_arguments, command_li
 from tff_experiments.command_line.launch import launch
 from tff_experiments.program.run_dir import json_safe
 from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES
-from tff_experiments.robust.settings import RobustSettings
+from tff_experiments.robust.settings import DATASETS, PARTITIONS, RobustSettings
 
 MODULE = "tff_experiments.robust"
 
 
 def build_parser():
     parser = command_line_parser(MODULE, "MoNNA and Byzantine-robust peer-to-peer learning (Farhadkhani et al., "
-                                         "ICML 2023) in TensorFlow Federated, on scikit-learn digits.")
+                                         "ICML 2023) in TensorFlow Federated, on scikit-learn digits or MNIST.")
     machines = parser.add_argument_group("machines and attack")
     machines.add_argument("--machines", dest="num_machines", metavar="N", type=int, default=26, help="n, all machines (default 26, the authors' MNIST)")
     machines.add_argument("--byzantine", dest="num_byzantine", metavar="F", type=int, default=5,
@@ -70,10 +70,22 @@ def build_parser():
     optim.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
 
     data = parser.add_argument_group("data and model")
+    data.add_argument("--dataset", default="digits", choices=DATASETS,
+                      help="digits: scikit-learn's 8x8 digits (1,437 to the machines, 360 held out); mnist: 5,000 "
+                           "MNIST images (4,000 to the machines, 1,000 held out; bash scripts/fetch_data.sh first) "
+                           "(default digits)")
+    data.add_argument("--partition", default=None, choices=PARTITIONS,
+                      help="how the honest machines share the data by label: monna-dirichlet (the authors' code: "
+                           "Dirichlet(--alpha) class counts, truncated); extreme (the authors' extreme "
+                           "heterogeneity: sorted by label, cut in equal parts); dirichlet (the project's: Dirichlet(--alpha) "
+                           "proportions, counts rounded to N/h); fedfix-dirichlet (FedFix's: drawn with replacement) "
+                           "(default: monna-dirichlet for mnist, dirichlet for digits)")
     data.add_argument("--alpha", type=float, default=1.0,
-                      help="Dirichlet concentration of the digits label split over the honest machines, >= 0 "
-                           "(default 1)")
-    data.add_argument("--model", default="logistic", choices=MODELS, help="digits model (default logistic)")
+                      help="Dirichlet concentration of the label split over the honest machines, >= 0 "
+                           "(default 1; the authors' MNIST runs: 1 and 5)")
+    data.add_argument("--model", default="logistic", choices=MODELS,
+                      help="logistic: multinomial regression on the pixels; cnn: digits' small CNN, or on mnist the "
+                           "authors' network (two 5x5 conv, dense 500) (default logistic)")
     data.add_argument("--seed", type=int, default=0, help="seeds the split, model, batches and receptions")
 
     run = add_run_arguments(parser, checkpoint_every=50, eval_every=(

@@ -22,6 +22,7 @@ Batches are a stateless function of ``(seed, step, machine)`` and the receptions
 uninterrupted one bit for bit.
 """
 import collections
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,7 +32,9 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_experiments import models
-from tff_experiments.data.digits import digits_client_data
+from tff_experiments.data import partitions
+from tff_experiments.data.digits import load_digits_split
+from tff_experiments.data.mnist import IMAGE_SHAPE as MNIST_SHAPE, load_mnist_split
 from tff_experiments.program.export import export_keras_and_savedmodel
 from tff_experiments.program.metrics import read_metrics
 from tff_experiments.program.output_folder import train_in_folder
@@ -40,9 +43,25 @@ from tff_experiments.program.sync import run_sync
 from tff_experiments.robust.process import FlatModel, initial_client_states, monna_computations
 
 
-def keras_builder(name):
-    """The ``tff_experiments.models`` builder of a ``--model`` name (``logistic`` or ``cnn``)."""
-    builders = {"logistic": models.digits_logistic, "cnn": models.digits_cnn}
+# --dataset -> --model -> tff_experiments.models builder. MNIST's cnn is the authors' own
+# (simples-conv), its logistic the multinomial regression on the pixels.
+BUILDERS = {
+    "digits": {"logistic": models.digits_logistic, "cnn": models.digits_cnn},
+    "mnist": {"logistic": functools.partial(models.image_logistic, input_shape=MNIST_SHAPE, num_classes=10),
+              "cnn": models.lenet_cnn},
+}
+
+
+def keras_builder(name, dataset="digits"):
+    """The ``tff_experiments.models`` builder of a ``--model`` name (``logistic`` or ``cnn``).
+
+    Args:
+      name: the model's name.
+      dataset: the data set it is for (``digits`` or ``mnist``).
+    """
+    builders = BUILDERS.get(dataset)
+    if builders is None:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(BUILDERS)}")
     if name not in builders:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(builders)}")
     return builders[name]
@@ -81,12 +100,22 @@ class HonestData:
         return out
 
 
-def digits_setup(settings):
-    """``(HonestData, (x_test, y_test))``: digits split by Dirichlet(alpha) over the honest machines."""
-    honest = settings.num_machines - settings.num_byzantine
-    client_data, test = digits_client_data(honest, settings.alpha, seed=settings.seed)
-    arrays = [client_data.client_arrays(str(j)) for j in range(honest)]
-    return HonestData(arrays, settings.batch_size, settings.seed), test
+def honest_setup(settings):
+    """``(HonestData, (x_test, y_test))``: ``settings.dataset``'s training split across the honest
+    machines by ``settings.partition`` (``tff_experiments.data.partitions``; on digits with the
+    default partition, ``digits_client_data``'s split), and its held-out split.
+
+    Args:
+      settings: the run's ``RobustSettings``.
+    """
+    load = load_mnist_split if settings.dataset == "mnist" else load_digits_split
+    x_train, y_train, x_test, y_test = load(seed=settings.seed)
+    parts = partitions.partition(settings.partition, y_train, settings.num_honest, settings.alpha, settings.seed)
+    arrays = [{"x": x_train[idx], "y": y_train[idx]} for idx in parts]
+    return HonestData(arrays, settings.batch_size, settings.seed), (x_test, y_test)
+
+
+digits_setup = honest_setup  # its former name
 
 
 def evaluate_honest(builder, flat_model, thetas, x_test, y_test):
@@ -96,7 +125,7 @@ def evaluate_honest(builder, flat_model, thetas, x_test, y_test):
 
 
 def max_pairwise_distance(thetas):
-    """:math:`\max_{i,j} \lVert\theta_i - \theta_j\rVert_2` over the honest models (float64, exact 0 if equal)."""
+    r""":math:`\max_{i,j} \lVert\theta_i - \theta_j\rVert_2` over the honest models (float64, exact 0 if equal)."""
     stacked = np.stack([np.asarray(t, np.float64) for t in thetas])
     return float(max(np.max(np.linalg.norm(stacked - row, axis=1)) for row in stacked))
 
@@ -109,22 +138,23 @@ class RobustExperiment:
 
     Args:
       settings: the run's ``RobustSettings``.
-      data: the honest machines' ``HonestData`` (default: ``digits_setup(settings)``).
+      data: the honest machines' ``HonestData`` (default: ``honest_setup(settings)``).
       test: ``(x_test, y_test)``, given with ``data``.
     """
 
     progress_unit = "steps"
     event_fields = None
+    update_fields = None
 
     def __init__(self, settings, data=None, test=None):
         self.settings = settings
         self.run_config = settings.as_dict()
         if data is None:
-            data, test = digits_setup(settings)
+            data, test = honest_setup(settings)
         self.data, (self.x_test, self.y_test) = data, test
         if data.num_machines != settings.num_honest:
             raise ValueError(f"the data has {data.num_machines} machines, the run {settings.num_honest} honest ones")
-        self.builder = keras_builder(settings.model)
+        self.builder = keras_builder(settings.model, settings.dataset)
         batch_spec = data.batch_spec()
         self.flat_model = FlatModel(self.builder, batch_spec, seed=settings.seed)
         computations = monna_computations(self.flat_model, settings, batch_spec)
@@ -262,7 +292,7 @@ def run_robust_experiment(settings, out_dir=None, data=None, test=None):
     Args:
       settings: the run's ``RobustSettings``.
       out_dir: the output folder (default ``settings.out``).
-      data: the honest machines' ``HonestData`` (default: ``digits_setup(settings)``).
+      data: the honest machines' ``HonestData`` (default: ``honest_setup(settings)``).
       test: ``(x_test, y_test)``, given with ``data``.
     """
     out = Path(settings.out if out_dir is None else out_dir)

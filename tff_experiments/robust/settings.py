@@ -10,9 +10,14 @@ from typing import Optional
 
 from tff_experiments.command_line.arguments import check_number
 from tff_experiments.command_line.errors import UsageError
-from tff_experiments.data.digits import NUM_CLASSES
+from tff_experiments.data.partitions import PARTITIONS, check_partition  # noqa: F401  (the CLI's choices)
 from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES, SCALED_ATTACKS, check_rule_input
 
+# The data sets, their number of classes and default partition over the honest machines
+# (tff_experiments.data.partitions): MNIST is split by the MoNNA authors' own code.
+DATASETS = ("digits", "mnist")
+NUM_CLASSES = {"digits": 10, "mnist": 10}
+DEFAULT_PARTITIONS = {"digits": "dirichlet", "mnist": "monna-dirichlet"}
 # The budget of the line search of the attack factor z (the authors' 16 evaluations).
 ATTACK_EVALUATIONS = 16
 # Settings of how a run is run, not of its result: a resume may change them.
@@ -37,6 +42,8 @@ class RobustSettings:
     l2_regularization: float = 1e-4
     batch_size: int = 25
     steps: int = 600
+    dataset: str = "digits"
+    partition: Optional[str] = None  # default: DEFAULT_PARTITIONS[dataset]
     alpha: float = 1.0
     model: str = "logistic"
     seed: int = 0
@@ -53,6 +60,10 @@ class RobustSettings:
     def __post_init__(self):
         if self.model not in MODELS:
             raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.dataset not in DATASETS:
+            raise UsageError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.partition is None:
+            object.__setattr__(self, "partition", DEFAULT_PARTITIONS[self.dataset])
         if self.attack is None:
             object.__setattr__(self, "attack", "alie" if self.num_byzantine > 0 else "none")
         for field in ("batch_size", "steps", "eval_every", "checkpoint_every"):
@@ -61,6 +72,10 @@ class RobustSettings:
             check_number(field, getattr(self, field), low=0, integer=True)
         for field in ("alpha", "clip_threshold"):
             check_number(field, getattr(self, field), low=0)
+        try:
+            check_partition(self.partition, self.alpha)
+        except ValueError as error:
+            raise UsageError(f"--partition {self.partition}: {error}") from None
         self._check_peer_to_peer()
         if self.export_machine >= self.num_honest:
             raise UsageError(f"--export-machine must be a honest machine, 0 <= machine < {self.num_honest}")
@@ -87,8 +102,8 @@ class RobustSettings:
 
     @property
     def num_classes(self):
-        """:math:`K` of label flipping, :math:`y \\mapsto K - 1 - y` (the digits' 10 classes)."""
-        return NUM_CLASSES
+        """:math:`K` of label flipping, :math:`y \\mapsto K - 1 - y` (10 for digits and MNIST)."""
+        return NUM_CLASSES[self.dataset]
 
     def _check_peer_to_peer(self):
         """The machines, attack, rule and learning-rate settings make a run (one-line ``UsageError``)."""
