@@ -14,7 +14,8 @@ model it was sent: :math:`\theta \leftarrow \theta + \eta_g \sum_{i \in S_n} d_i
 The output folder holds ``metrics.csv`` and ``tensorboard/`` (loss and accuracy on held-out
 data, the federated and surrogate objectives on the clients' data, over virtual time and
 server steps), ``events.csv`` (per server step: virtual time, clients aggregated, their
-staleness and weights), ``checkpoints/`` and ``model/`` (``model.keras`` and a SavedModel).
+staleness and weights summed up), ``updates.csv`` (per client update: the step, the client, the
+version it was sent, its staleness and weight), ``checkpoints/`` and ``model/`` (``model.keras`` and a SavedModel).
 Run the same command again after a crash or kill: it resumes from the last checkpoint and ends
 exactly where an uninterrupted run ends.
 """

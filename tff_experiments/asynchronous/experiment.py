@@ -34,6 +34,10 @@ CLIENTS_PER_GROUP = 256
 # Datasets too big to evaluate whole at every evaluation: fixed seeded subsamples.
 LARGE_DATASETS = ("shakespeare", "emnist", "cifar10", "cifar100", "synthetic")
 EVAL_EXAMPLES_PER_CLIENT = 100
+# The most clients' examples the federated objectives are evaluated on: up to 10^4 clients each
+# keeps EVAL_EXAMPLES_PER_CLIENT (or all it has), beyond each keeps fewer (at least one), so that
+# memory stops growing with the population (10^5 clients x 100 examples of Synthetic: 2.4 GB).
+EVAL_EXAMPLES = 1_000_000
 
 
 def _split(settings, x_train, y_train):
@@ -130,14 +134,48 @@ def build_optimizer(name, learning_rate):
     return tff_optimizers.build_diffgrad(learning_rate=learning_rate)
 
 
+def evaluation_examples_per_client(num_clients):
+    """How many examples of each client the federated objectives are evaluated on, at most."""
+    return max(1, min(EVAL_EXAMPLES_PER_CLIENT, EVAL_EXAMPLES // num_clients))
+
+
 def _evaluation_arrays(client_data, local):
     """The clients' examples the federated objectives are evaluated on."""
     if getattr(client_data, "generates_clients", False):
         # The first examples of each client (i.i.d. within a client): generating every client
         # whole would cost minutes and gigabytes at 10^4 clients of Synthetic's size tail.
-        return [local.examples(i, np.arange(min(EVAL_EXAMPLES_PER_CLIENT, local.num_examples(i))))
-                for i in range(local.num_clients)]
+        keep = evaluation_examples_per_client(local.num_clients)
+        return [local.examples(i, np.arange(min(keep, local.num_examples(i)))) for i in range(local.num_clients)]
     return [local.arrays(i) for i in range(local.num_clients)]
+
+
+def step_summary(steps_done, server_step, train_metrics):
+    """The ``events.csv`` row of a server step: its clients, their staleness and weights summed
+    up, and its training loss.
+
+    Args:
+      steps_done: the step's number in the log (``server_step.index + 1``).
+      server_step: the schedule's ``ServerStep``.
+      train_metrics: the step's training metrics (``loss`` when an update counted).
+    """
+    staleness = server_step.staleness()
+    return dict(step=steps_done, time=server_step.time, clients=len(staleness),
+                mean_staleness=float(np.mean(staleness)) if staleness else "",
+                max_staleness=max(staleness) if staleness else "",
+                total_weight=float(sum(c.weight for c in server_step.contributions)),
+                train_loss=float(train_metrics["loss"]) if "loss" in train_metrics else "")
+
+
+def update_rows(steps_done, server_step):
+    """The ``updates.csv`` rows of a server step: one per client update.
+
+    Args:
+      steps_done: the step's number in the log (``server_step.index + 1``).
+      server_step: the schedule's ``ServerStep``.
+    """
+    return [dict(step=steps_done, time=server_step.time, client=c.client, sent_version=c.sent_version,
+                 staleness=server_step.index - c.sent_version, weight=c.weight)
+            for c in server_step.contributions]
 
 
 class AsynchronousExperiment(ScheduleTrack):
@@ -148,7 +186,8 @@ class AsynchronousExperiment(ScheduleTrack):
       settings: the run's ``AsynchronousSettings``.
     """
 
-    event_fields = ("step", "time", "clients", "sent_versions", "staleness", "weights", "train_loss")
+    event_fields = ("step", "time", "clients", "mean_staleness", "max_staleness", "total_weight", "train_loss")
+    update_fields = ("step", "time", "client", "sent_version", "staleness", "weight")
     progress_unit = "virtual time"
 
     def __init__(self, settings):
@@ -176,7 +215,8 @@ class AsynchronousExperiment(ScheduleTrack):
         self.evaluate = GlobalEvaluator(
             self.builder, _evaluation_arrays(client_data, local), self.importance, test,
             surrogate=schedule.effective_importance(), seed=s.seed,
-            max_test_examples=5000 if large else None, max_examples_per_client=EVAL_EXAMPLES_PER_CLIENT if large else None)
+            max_test_examples=5000 if large else None,
+            max_examples_per_client=evaluation_examples_per_client(s.clients) if large else None)
 
     def description(self):
         """What ``run.json`` records about the run besides its settings."""
@@ -199,12 +239,12 @@ class AsynchronousExperiment(ScheduleTrack):
         return {"acc": f"{row.get('test_accuracy', float('nan')):.3f}"}
 
     def event(self, steps_done, train_metrics):
-        """The ``events.csv`` row of step ``steps_done`` from its training metrics."""
-        step = self.schedule.steps[steps_done - 1]
-        return dict(step=steps_done, time=step.time, clients=[c.client for c in step.contributions],
-                    sent_versions=[c.sent_version for c in step.contributions], staleness=step.staleness(),
-                    weights=[c.weight for c in step.contributions],
-                    train_loss=float(train_metrics["loss"]) if "loss" in train_metrics else "")
+        """The ``events.csv`` row of step ``steps_done`` (``step_summary``)."""
+        return step_summary(steps_done, self.schedule.steps[steps_done - 1], train_metrics)
+
+    def updates(self, steps_done):
+        """The ``updates.csv`` rows of step ``steps_done`` (``update_rows``)."""
+        return update_rows(steps_done, self.schedule.steps[steps_done - 1])
 
     def export(self, final_model, model_dir):
         return export_keras_and_savedmodel(self.builder, as_model_weights(final_model), model_dir,
