@@ -34,6 +34,8 @@ PUBLIC_API = (
     "tff_experiments.data",
     # the data sets' own modules, which the data page documents too
     "tff_experiments.data.digits",
+    "tff_experiments.data.mnist",
+    "tff_experiments.data.partitions",
     "tff_experiments.data.shakespeare",
     "tff_experiments.data.in_memory",
     "tff_experiments.data.synthetic",

@@ -23,6 +23,7 @@ import json
 import shlex
 import sys
 
+from tff_experiments.asynchronous.schedule import POLICIES
 from tff_experiments.asynchronous.settings import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
                                                    PARTITIONS, AsynchronousSettings, check_workers)
 from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
@@ -32,15 +33,28 @@ MODULE = "tff_experiments.asynchronous"
 
 
 def build_parser():
+    """The command line's ``argparse`` parser (its flags are ``AsynchronousSettings``' fields)."""
     parser = command_line_parser(MODULE, "Synchronous FedAvg, asynchronous FedAvg, FedFix and FedBuff (Fraboni et al., "
                                          "JMLR 2023) in TensorFlow Federated, on a virtual clock.")
-    scheme = parser.add_argument_group("algorithm")
+    _add_algorithm_arguments(parser.add_argument_group("algorithm"))
+    _add_client_arguments(parser.add_argument_group("clients and virtual time"))
+    _add_local_work_arguments(parser.add_argument_group("local work"))
+    _add_data_arguments(parser.add_argument_group("data and model"))
+    run = add_run_arguments(parser, checkpoint_every=100, eval_every=(
+        float, None, "evaluate the global model every this much virtual time (default horizon/50)"))
+    run.add_argument("--workers", default=None,
+                     help="comma-separated host:port of TFF executor services (worker_binary) to run the "
+                          "clients on; default: the local TFF runtime")
+    return parser
+
+
+def _add_algorithm_arguments(scheme):
     scheme.add_argument("--algorithm", required=True, choices=ALGORITHMS,
                         help="fedavg: all clients every round (a round lasts as long as the slowest); "
                              "async: every returning client alone; fedfix: every --delta-t, whoever is back; "
                              "fedbuff: the --buffer-size earliest returns (they wait); "
                              "fedbuff-keep-training: Nguyen et al.'s FedBuff, clients restart at once")
-    scheme.add_argument("--policy", default="weight", choices=("weight", "identical"),
+    scheme.add_argument("--policy", default="weight", choices=POLICIES,
                         help="aggregation weights d_i: 'weight' makes every scheme optimize the federated "
                              "objective sum_i p_i F_i (async: sum_j(1/tau_j) tau_i p_i; fedfix: "
                              "ceil(tau_i/dt) p_i; fedbuff: p_i / participation rate); 'identical': 1/|S_n| "
@@ -51,7 +65,8 @@ def build_parser():
     scheme.add_argument("--server-optimizer", default="sgd", choices=OPTIMIZERS,
                         help="applied to -sum_i d_i (local_i - sent_i) (default: sgd, the paper's update)")
 
-    clock = parser.add_argument_group("clients and virtual time")
+
+def _add_client_arguments(clock):
     clock.add_argument("--clients", type=int, default=20, help="number of clients M (default 20)")
     clock.add_argument("--scenario", default="F-80",
                        help="F-X: client i's mean time tau_i = 1 - i (X/100)/(M-1), client 0 slowest at 1 "
@@ -65,7 +80,8 @@ def build_parser():
     clock.add_argument("--importance", default="uniform", choices=("uniform", "data-size"),
                        help="client importance p_i in the federated objective (default uniform)")
 
-    local = parser.add_argument_group("local work")
+
+def _add_local_work_arguments(local):
     local.add_argument("--local-steps", type=int, default=10, help="K optimizer steps per local work (default 10)")
     local.add_argument("--batch-size", type=int, default=64, help="examples per local step (default 64)")
     local.add_argument("--client-optimizer", default="sgdm", choices=OPTIMIZERS,
@@ -74,7 +90,8 @@ def build_parser():
     local.add_argument("--client-lr", type=float, default=None,
                        help="local learning rate (default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones)")
 
-    data = parser.add_argument_group("data and model")
+
+def _add_data_arguments(data):
     data.add_argument("--dataset", default="digits", choices=DATASETS,
                       help="digits: scikit-learn digits; mnist: 5,000 MNIST images (4,000 to the clients, "
                            "1,000 held out; bash scripts/fetch_data.sh first); both split by --partition; "
@@ -105,13 +122,6 @@ def build_parser():
                       help="emnist, cifar100: the folder of TFF's downloads, where emnist_all.sqlite / "
                            "cifar100.sqlite are read without the network (default ~/.tff); cifar10: the TFDS "
                            "data folder (default ~/tensorflow_datasets)")
-
-    run = add_run_arguments(parser, checkpoint_every=100, eval_every=(
-        float, None, "evaluate the global model every this much virtual time (default horizon/50)"))
-    run.add_argument("--workers", default=None,
-                     help="comma-separated host:port of TFF executor services (worker_binary) to run the "
-                          "clients on; default: the local TFF runtime")
-    return parser
 
 
 def settings_from(argv=None):
