@@ -35,7 +35,7 @@ TRACKS = ("tff_experiments.asynchronous", "tff_experiments.robust")
 # Inside each track, lowest first; a module not named is a leaf of the first group.
 TRACK_ORDER = {
     "tff_experiments.asynchronous": [
-        ("client_times", "schedule", "fedavg", "async_fedavg", "fedfix", "fedbuff"),
+        ("client_times", "schedule", "population", "fedavg", "async_fedavg", "fedfix", "fedbuff"),
         ("algorithms",),
         ("settings",),
         ("local_data", "group_work", "evaluation", "remote"),
