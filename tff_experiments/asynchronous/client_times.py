@@ -70,10 +70,22 @@ class ClientTimes:
 
     @classmethod
     def from_scenario(cls, num_clients, scenario, distribution="fixed", sigma=0.5, seed=0):
+        """The times of the authors' scenario ``F-X`` (``scenario_mean_times``).
+
+        Args:
+          num_clients: M, the population (e.g. 342,477 clients, of which a schedule's
+            ``concurrency`` train at once: each drawn client's works still last
+            ``duration(client, work_index)``).
+          scenario: ``"F-X"``.
+          distribution: ``"fixed"``, ``"exponential"`` or ``"lognormal"``.
+          sigma: the lognormal law's log-standard-deviation.
+          seed: seeds the random draws.
+        """
         return cls(scenario_mean_times(num_clients, scenario), distribution, sigma, seed)
 
     @property
     def num_clients(self):
+        """M, the number of clients."""
         return len(self.mean_times)
 
     def duration(self, client, work_index):

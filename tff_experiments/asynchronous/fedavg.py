@@ -6,25 +6,63 @@ Every step aggregates all M clients, each from the current global model, with
 authors' ``FL`` scheme). With :math:`\eta_g = 1` the server update
 :math:`\theta^{n+1} = \theta^n + \sum_i p_i (\theta_i^{\text{local}} - \theta^n)` is TFF's
 ``build_weighted_fed_avg`` with client weights :math:`p_i`.
+
+With a population of P clients and concurrency C (``population``), every round is C clients
+drawn uniformly at random without replacement from the P (all idle between rounds), listed in
+increasing index order; it lasts as long as the slowest of them. Client i is in a round with
+probability C/P, so the ``weight`` policy is
+
+.. math::
+
+    d_i = \frac{P}{C}\, p_i,
+
+which keeps every client's expected share of the aggregation weight at :math:`p_i`, exactly
+(the sum of a round's weights is 1 on average, as FedAvg's unbiased estimate with client
+sampling); ``identical`` and ``staleness`` give :math:`1/C`.
 """
 import numpy as np
 
+from tff_experiments.asynchronous import population as population_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
 
 
-def fedavg_schedule(times, horizon, importance, policy="weight"):
-    """Rounds until the next one would end after ``horizon``. ``policy="identical"`` gives
-    :math:`d_i = 1/M` (the same as ``weight`` with uniform importance)."""
+def fedavg_schedule(times, horizon, importance, policy="weight", *, concurrency=None, seed=0):
+    """Rounds until the next one would end after ``horizon``.
+
+    Args:
+      times: the clients' ``ClientTimes`` (P = ``times.num_clients``); each local work lasts
+        ``times.duration(client, work_index)``, the client's own work counter.
+      horizon: the virtual time to schedule up to.
+      importance: :math:`p_i`, the clients' importance.
+      policy: ``"weight"`` (:math:`d_i = (P/C) p_i`), ``"identical"`` or ``"staleness"``
+        (:math:`1/C`; the same as ``weight`` with uniform importance).
+      concurrency: C, the clients of a round, drawn from the P; ``None``: all of them.
+      seed: seeds the draws of the rounds' clients (``population.sampling_rng``).
+    """
     schedule_lib.check_policy(policy)
+    num_clients = times.num_clients
+    concurrency = population_lib.check_concurrency(concurrency, num_clients)
+    idle = None if concurrency == num_clients else population_lib.IdleClients(
+        num_clients, population_lib.sampling_rng(seed))
+    works = [0] * num_clients
     steps, now, n = [], 0.0, 0
-    clients = range(times.num_clients)
     while True:
-        end = now + max(times.duration(i, n) for i in clients)
+        if idle is None:
+            clients = range(num_clients)
+        else:
+            clients = sorted(idle.draw() for _ in range(concurrency))
+            for i in clients:
+                idle.release(i)
+        end = now + max(times.duration(i, works[i]) for i in clients)
         if end > horizon:
             break
         steps.append(schedule_lib.ServerStep(
-            n, end, tuple(schedule_lib.Contribution(i, n, n) for i in clients)))
+            n, end, tuple(schedule_lib.Contribution(i, n, works[i]) for i in clients)))
+        for i in clients:
+            works[i] += 1
         now, n = end, n + 1
-    weights = np.asarray(importance, dtype=np.float64) if policy == "weight" else None
-    return schedule_lib.Schedule("fedavg", policy, horizon, schedule_lib.with_weights(steps, weights),
-                                 np.asarray(importance, dtype=np.float64), times.mean_times)
+    importance = np.asarray(importance, dtype=np.float64)
+    weights = importance * (num_clients / concurrency) if concurrency < num_clients else importance
+    name = "fedavg" + population_lib.scheme_suffix(concurrency, num_clients)
+    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
+                                 importance, times.mean_times)

@@ -10,69 +10,140 @@ The server aggregates once c updates are in its buffer.
   and restarts at once from the current global model; the server aggregates when the
   buffer holds c updates (a fast client may have several in one buffer).
 
-Weights: ``identical`` :math:`d = 1/c`; ``weight``
+Weights: ``identical`` :math:`d = 1/c`; ``staleness`` :math:`d = s(\tau)/c` with FedBuff's
+:math:`s(\tau) = 1/\sqrt{1+\tau}` (see ``schedule``); ``weight``
 :math:`d_i = p_i / (\text{fraction of the steps that aggregate client } i)` (over the whole
 schedule, as the authors compute it; with ``keep_training`` each update counts), which makes
 every client's share of the aggregation weight :math:`p_i`.
 
 The authors start a step while their earliest pending return is :math:`\le T`, so their last
 step may end after T; here a step's time (its last return) must be :math:`\le T`.
+
+**Population and concurrency** (``population``). Nguyen et al. run FedBuff on a population of
+P clients (342,477 for Stack Overflow) of which C (e.g. 1,000) train at once. With C given:
+
+* ``keep_training=True``: the returning client frees its slot on return (its update waits in
+  the buffer, not the client); the slot goes at once to a client drawn uniformly at random
+  among the clients not training (the returning one included), which starts from the current
+  model (:math:`\theta^{n+1}` if that return filled the buffer). Nguyen et al.'s abstract: the
+  server "aggregates client updates in a private buffer until K updates have been received,
+  at which point a server model update is immediately performed"; clients never wait for it
+  (and in FLSim, Meta's simulator that implements FedBuff, the start of a client does not depend on the server's steps
+  at all: new clients arrive at a ``training_rate``).
+* ``keep_training=False``: the c returned clients hold their slots until the step that
+  aggregates them, as they wait for it without concurrency; then c clients are drawn, one at a
+  time, among the clients not training (those c included), and start from
+  :math:`\theta^{n+1}`. So c must be at most C.
+
+With C = P both are the schedules above (every freed client restarts). The ``weight`` policy
+becomes, with :math:`\lambda_i = \pi_i / h_i` client i's long-run rate of starting works
+(``population.steady_state_rates``, :math:`h_i` its mean time holding a slot),
+
+.. math::
+
+    d_i = \frac{p_i}{r_i}, \qquad r_i = c\,\frac{\lambda_i}{\sum_j \lambda_j}
+    \quad (\text{its expected number of updates per step}),
+
+so that the expected shares are :math:`p_i` (a step's weights sum to 1 on average). With
+``keep_training`` (:math:`h_i = \tau_i`) this is exact in the stationary regime, whatever the
+law of the durations given their means. Without it a client also holds its slot while it waits
+for the step, and the in-flight set is no longer of the product form: :math:`h_i = \tau_i +
+\bar w`, :math:`\bar w` the schedule's mean wait from a return to its step, approximates the
+rates (1-9% off at P = 8, C = 4, c = 2-3 in simulations; nearer as C/P or c shrink). The
+empirical fractions that the authors use without concurrency are not used with it: with P much
+larger than the number of updates most clients never take part, and weights p_i/(observed
+fraction) would shrink every step by the importance of the clients never seen.
 """
 import heapq
 
 import numpy as np
 
+from tff_experiments.asynchronous import population as population_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
 
 
-def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size, keep_training=False):
+def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size, keep_training=False,
+                     concurrency=None, seed=0):
+    """Steps of ``buffer_size`` updates until the next one would end after ``horizon``.
+
+    Args:
+      times: the clients' ``ClientTimes`` (P = ``times.num_clients``).
+      horizon: the virtual time to schedule up to.
+      importance: :math:`p_i`, the clients' importance.
+      policy: ``"weight"``, ``"identical"`` or ``"staleness"``.
+      buffer_size: c, the updates per step.
+      keep_training: Nguyen et al.'s FedBuff (a client restarts as soon as it returns) rather
+        than the authors' FedBuff-c (it waits for the step).
+      concurrency: C, the most clients training at once; ``None``: all P, always.
+      seed: seeds the draws of the clients that start (``population.sampling_rng``).
+    """
     schedule_lib.check_policy(policy)
     num_clients = times.num_clients
+    concurrency = population_lib.check_concurrency(concurrency, num_clients)
     if not isinstance(buffer_size, (int, np.integer)) or not 1 <= buffer_size:
         raise ValueError(f"FedBuff buffer size must be a positive integer, got {buffer_size!r}")
-    if buffer_size > num_clients and not keep_training:
+    if buffer_size > concurrency and not keep_training:
         raise ValueError(f"FedBuff buffer size {buffer_size} is larger than the number of clients "
-                         f"({num_clients})")
-    pending = [(times.duration(i, 0), i) for i in range(num_clients)]  # (return time, client)
+                         + (f"({num_clients})" if concurrency == num_clients
+                            else f"training at once ({concurrency})"))
+    idle = None if concurrency == num_clients else population_lib.IdleClients(
+        num_clients, population_lib.sampling_rng(seed))
+    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
+    pending = [(times.duration(i, 0), i, 0) for i in first]  # (return time, client, sent version)
     heapq.heapify(pending)
-    sent = [0] * num_clients
     works = [0] * num_clients
     steps = []
+    waited = 0.0  # sum over the aggregated updates of (step time - return time)
     if keep_training:
         buffer = []
         while pending and pending[0][0] <= horizon:
-            now, i = heapq.heappop(pending)
+            now, i, sent = heapq.heappop(pending)
             n = len(steps)
-            buffer.append(schedule_lib.Contribution(i, sent[i], works[i]))
+            buffer.append(schedule_lib.Contribution(i, sent, works[i]))
             if len(buffer) == buffer_size:
                 steps.append(schedule_lib.ServerStep(n, now, tuple(buffer)))
                 buffer, n = [], n + 1
-            sent[i], works[i] = n, works[i] + 1  # the current model, new if i filled the buffer
-            heapq.heappush(pending, (now + times.duration(i, works[i]), i))
+            works[i] += 1
+            if idle is not None:
+                idle.release(i)
+                i = idle.draw()
+            # the current model, new if i filled the buffer
+            heapq.heappush(pending, (now + times.duration(i, works[i]), i, n))
     else:
-        while True:
-            earliest = heapq.nsmallest(buffer_size, pending)
+        while len(pending) >= buffer_size:
+            earliest = [heapq.heappop(pending) for _ in range(buffer_size)]
             now = earliest[-1][0]
             if now > horizon:
                 break
-            for entry in earliest:
-                pending.remove(entry)
             n = len(steps)
             steps.append(schedule_lib.ServerStep(
-                n, now, tuple(schedule_lib.Contribution(i, sent[i], works[i]) for _, i in earliest)))
-            for _, i in earliest:
-                sent[i], works[i] = n + 1, works[i] + 1
-                pending.append((now + times.duration(i, works[i]), i))
-            heapq.heapify(pending)
+                n, now, tuple(schedule_lib.Contribution(i, sent, works[i]) for _, i, sent in earliest)))
+            waited += sum(now - back for back, _, _ in earliest)
+            for _, i, _ in earliest:
+                works[i] += 1
+            if idle is None:
+                starts = [i for _, i, _ in earliest]
+            else:
+                for _, i, _ in earliest:
+                    idle.release(i)
+                starts = [idle.draw() for _ in earliest]
+            for i in starts:
+                heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
+    importance = np.asarray(importance, dtype=np.float64)
     weights = None
-    if policy == "weight":
+    if policy == "weight" and concurrency == num_clients:
         counts = np.zeros(num_clients)
         for step in steps:
             for c in step.contributions:
                 counts[c.client] += 1
         fraction = counts / max(len(steps), 1)
         with np.errstate(divide="ignore"):
-            weights = np.where(fraction > 0, np.asarray(importance, dtype=np.float64) / fraction, 0.0)
-    name = f"fedbuff-{buffer_size}" + ("-keep-training" if keep_training else "")
-    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.with_weights(steps, weights),
-                                 np.asarray(importance, dtype=np.float64), times.mean_times)
+            weights = np.where(fraction > 0, importance / fraction, 0.0)
+    elif policy == "weight":
+        wait = 0.0 if keep_training or not steps else waited / (len(steps) * buffer_size)
+        rates = population_lib.steady_state_rates(times.mean_times + wait, concurrency)
+        weights = importance * np.sum(rates) / (buffer_size * rates)
+    name = (f"fedbuff-{buffer_size}" + ("-keep-training" if keep_training else "")
+            + population_lib.scheme_suffix(concurrency, num_clients))
+    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
+                                 importance, times.mean_times)

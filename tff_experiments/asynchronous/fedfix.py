@@ -3,7 +3,7 @@ r"""FedFix (Fraboni et al., JMLR 2023, arXiv 2206.10189, Section 5).
 The server aggregates at fixed times :math:`(n+1)\Delta t`, whoever is back: every client whose
 return time is :math:`\le (n+1)\Delta t` (possibly nobody), and only those restart, from
 :math:`\theta^{n+1}`, at :math:`(n+1)\Delta t`. A client of time :math:`\tau_i` is aggregated
-once every :math:`\lceil \tau_i/\Delta t \rceil` steps, hence the ``weight`` policy
+once every :math:`k_i = \lceil \tau_i/\Delta t \rceil` steps, hence the ``weight`` policy
 
 .. math::
 
@@ -12,40 +12,86 @@ once every :math:`\lceil \tau_i/\Delta t \rceil` steps, hence the ``weight`` pol
 which makes every client's expected share of the aggregation weight :math:`p_i`: FedFix
 optimizes the true federated objective while, unlike synchronous FedAvg, it never waits for the
 slowest client. ``identical`` (not in the authors' code): :math:`d_i = 1/|S_n|`, the mean of
-the updates received.
+the updates received; ``staleness``: :math:`s(\text{staleness})/|S_n|` (see ``schedule``).
 
 The authors' schedule has :math:`\lfloor T/\Delta t \rfloor` steps; their recorded step times
 are :math:`n\Delta t`, shifted by one :math:`\Delta t` from when step n aggregates; here a step's
 time is the aggregation time :math:`(n+1)\Delta t`.
+
+With a population of P clients and concurrency C (``population``): C clients train at once;
+a returned client waits for the next aggregation time, where it frees its slot; the freed slots
+go to clients drawn one at a time, uniformly at random, among the clients not training (those
+just aggregated included), which start from :math:`\theta^{n+1}`. A clockwork client holds a
+slot :math:`h_i = k_i \Delta t` per work, so it starts works at the rate
+:math:`\lambda_i = \pi_i / h_i` (``population.steady_state_rates``) and is aggregated
+:math:`r_i = \lambda_i \Delta t = \pi_i / k_i` times per step on average; ``weight`` is
+
+.. math::
+
+    d_i = \frac{p_i}{r_i} = \frac{k_i}{\pi_i}\, p_i,
+
+the weights above when C = P (:math:`\pi_i = 1`). It makes the expected shares :math:`p_i` in
+the stationary regime for clockwork clients (checked against simulations); with random times,
+:math:`k_i` from the mean :math:`\tau_i` is the authors' approximation, with or without
+concurrency.
 """
-import math
+import heapq
 
 import numpy as np
 
+from tff_experiments.asynchronous import population as population_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
 
 
-def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t):
+def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t, concurrency=None, seed=0):
+    r""":math:`\lfloor T/\Delta t \rfloor` aggregations at :math:`\Delta t, 2\Delta t, \dots`.
+
+    Args:
+      times: the clients' ``ClientTimes`` (P = ``times.num_clients``).
+      horizon: T, the virtual time to schedule up to.
+      importance: :math:`p_i`, the clients' importance.
+      policy: ``"weight"``, ``"identical"`` or ``"staleness"``.
+      delta_t: :math:`\Delta t > 0`, the aggregation period.
+      concurrency: C, the most clients training at once; ``None``: all P, always.
+      seed: seeds the draws of the clients that start (``population.sampling_rng``).
+    """
     schedule_lib.check_policy(policy)
     if not delta_t > 0:
         raise ValueError(f"FedFix needs delta_t > 0, got {delta_t!r}")
     num_clients = times.num_clients
-    returns = np.array([times.duration(i, 0) for i in range(num_clients)])
-    sent = np.zeros(num_clients, dtype=np.int64)
-    works = np.zeros(num_clients, dtype=np.int64)
+    concurrency = population_lib.check_concurrency(concurrency, num_clients)
+    idle = None if concurrency == num_clients else population_lib.IdleClients(
+        num_clients, population_lib.sampling_rng(seed))
+    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
+    pending = [(times.duration(i, 0), i, 0) for i in first]  # (return time, client, sent version)
+    heapq.heapify(pending)
+    works = [0] * num_clients
     steps = []
     for n in range(int(horizon / delta_t)):
         now = (n + 1) * delta_t
-        back = np.where(returns <= now)[0]
+        back = []
+        while pending and pending[0][0] <= now:
+            back.append(heapq.heappop(pending))
+        back.sort(key=lambda entry: entry[1])  # the authors' order: by client
         steps.append(schedule_lib.ServerStep(
-            n, now, tuple(schedule_lib.Contribution(int(i), int(sent[i]), int(works[i])) for i in back)))
-        for i in back:
-            sent[i], works[i] = n + 1, works[i] + 1
-            returns[i] = now + times.duration(i, works[i])
+            n, now, tuple(schedule_lib.Contribution(i, sent, works[i]) for _, i, sent in back)))
+        for _, i, _ in back:
+            works[i] += 1
+        if idle is None:
+            starts = [i for _, i, _ in back]
+        else:
+            for _, i, _ in back:
+                idle.release(i)
+            starts = [idle.draw() for _ in back]
+        for i in starts:
+            heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
+    importance = np.asarray(importance, dtype=np.float64)
     weights = None
     if policy == "weight":
-        weights = np.array([math.ceil(t / delta_t) for t in times.mean_times]) * np.asarray(
-            importance, dtype=np.float64)
-    return schedule_lib.Schedule(f"fedfix-{delta_t:g}", policy, horizon,
-                                 schedule_lib.with_weights(steps, weights),
-                                 np.asarray(importance, dtype=np.float64), times.mean_times)
+        periods = np.ceil(times.mean_times / delta_t)  # k_i
+        weights = periods * importance
+        if concurrency < num_clients:
+            weights = weights / population_lib.inclusion_probabilities(periods * delta_t, concurrency)
+    name = f"fedfix-{delta_t:g}" + population_lib.scheme_suffix(concurrency, num_clients)
+    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
+                                 importance, times.mean_times)

@@ -16,12 +16,32 @@ the weights :math:`d_i`; each lives in its own module (``fedavg``, ``async_fedav
 
 Model versions: version 0 is the initial model, version n+1 the model after step n; the
 staleness of a contribution to step n is ``n - sent_version``.
+
+Weight policies (``POLICIES``):
+
+* ``weight``: a constant :math:`d_i` per client that makes every client's expected share of the
+  aggregation weight its importance :math:`p_i` (each scheme's module says how);
+* ``identical``: :math:`d_i = 1/|S_n|`, the mean of the updates received;
+* ``staleness``: :math:`d_i = s(n - \rho_i(n)) / |S_n|` with FedBuff's staleness scaling
+  :math:`s(\tau) = 1/\sqrt{1 + \tau}`: FedBuff (Nguyen et al., AISTATS 2022, arXiv
+  2106.06639) scales each update in the buffer by a function of its staleness; FLSim, Meta's
+  simulator that implements FedBuff (``FedBuffAggregator``), weighs an update by ``PolynomialStalenessWeight``
+  :math:`(1+\tau)^{-a} / (1+\bar\tau)^{-a}` (``flsim/utils/async_trainer/
+  async_staleness_weights.py``), and its own FedBuff tests use :math:`a = 1/2`,
+  :math:`\bar\tau = 0`, which is :math:`s`; its FedBuff aggregator adds the c weighted updates
+  (``ReductionType.WEIGHTED_SUM``), its server learning rate absorbing the mean's 1/c, which
+  is here in :math:`d` as in ``identical``. So :math:`d = s(\tau)/c` for FedBuff,
+  :math:`s(\tau)` for async FedAvg, :math:`s(\tau)/|S_n|` for FedFix and :math:`1/|S_n|` for
+  FedAvg, whose updates are never stale.
+
+A population of P clients of which at most C train at once: ``population``.
 """
 import dataclasses
+import math
 
 import numpy as np
 
-POLICIES = ("weight", "identical")
+POLICIES = ("weight", "identical", "staleness")
 IMPORTANCES = ("uniform", "data-size")
 
 
@@ -68,7 +88,7 @@ class Schedule:
 
     Attributes:
       scheme: the algorithm that made it (``fedavg``, ``async``, ``fedfix``, ``fedbuff``, ...).
-      policy: the aggregation weights' policy (``weight`` or ``identical``).
+      policy: the aggregation weights' policy (one of ``POLICIES``).
       horizon: the virtual time it runs to.
       steps: the ``ServerStep``s, in time order.
       importance: :math:`p_i`, the clients' importance (sums to 1).
@@ -86,6 +106,7 @@ class Schedule:
         return len(self.steps)
 
     def participation_counts(self):
+        """How many of each client's local works the steps aggregate (one per client)."""
         counts = np.zeros(len(self.importance), dtype=np.int64)
         for step in self.steps:
             for c in step.contributions:
@@ -138,25 +159,61 @@ def client_importance(kind, num_examples):
     raise ValueError(f"client importance must be one of {IMPORTANCES}, got {kind!r}")
 
 
-def with_weights(steps, client_weights=None):
-    r"""Attaches :math:`d_i` to every contribution: ``client_weights[i]`` when given (the
-    ``weight`` policies, one constant per client), else the ``identical`` policy
-    :math:`d_i = 1/|S_n|` (the mean of the received updates: 1 for async FedAvg, 1/c for
-    FedBuff)."""
+def staleness_scale(staleness):
+    r"""FedBuff's staleness scaling :math:`s(\tau) = 1/\sqrt{1 + \tau}`.
+
+    Args:
+      staleness: :math:`\tau \ge 0`, steps since the client's model was sent (a number or an
+        array).
+    """
+    return 1.0 / np.sqrt(1.0 + np.asarray(staleness, dtype=np.float64))
+
+
+def with_weights(steps, client_weights=None, staleness=False):
+    r"""Attaches :math:`d_i` to every contribution.
+
+    Args:
+      steps: the ``ServerStep``s, their contributions' weights unset.
+      client_weights: ``client_weights[i]`` is :math:`d_i` (the ``weight`` policies, one constant
+        per client); ``None`` gives :math:`d_i = 1/|S_n|` (``identical``: the mean of the
+        received updates: 1 for async FedAvg, 1/c for FedBuff).
+      staleness: with ``client_weights=None``, scale :math:`1/|S_n|` by
+        :math:`s(n - \rho_i(n))` (``staleness_scale``): the ``staleness`` policy.
+    """
     weighted = []
     for step in steps:
         k = len(step.contributions)
-        contributions = tuple(
-            dataclasses.replace(
-                c, weight=float(client_weights[c.client]) if client_weights is not None else 1.0 / k
-            )
-            for c in step.contributions
-        )
+        if client_weights is not None:
+            weights = [float(client_weights[c.client]) for c in step.contributions]
+        elif staleness:
+            weights = [1.0 / math.sqrt(1.0 + (step.index - c.sent_version)) / k for c in step.contributions]
+        else:
+            weights = [1.0 / k] * k if k else []
+        contributions = tuple(dataclasses.replace(c, weight=d) for c, d in zip(step.contributions, weights))
         weighted.append(dataclasses.replace(step, contributions=contributions))
     return tuple(weighted)
 
 
+def policy_weights(steps, policy, client_weights):
+    """The steps with the weights of ``policy``: ``client_weights`` (computed by the scheme) for
+    ``weight``, else ``identical`` or ``staleness``.
+
+    Args:
+      steps: the ``ServerStep``s, their contributions' weights unset.
+      policy: one of ``POLICIES``.
+      client_weights: :math:`d_i` per client, used by the ``weight`` policy only.
+    """
+    if policy == "weight":
+        return with_weights(steps, client_weights)
+    return with_weights(steps, None, staleness=policy == "staleness")
+
+
 def check_policy(policy):
+    """``policy``, checked: one of ``POLICIES``.
+
+    Args:
+      policy: the aggregation weights' policy.
+    """
     if policy not in POLICIES:
         raise ValueError(f"weight policy must be one of {POLICIES}, got {policy!r}")
     return policy
