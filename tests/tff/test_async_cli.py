@@ -100,7 +100,10 @@ def test_resume_with_other_settings_is_refused(uninterrupted, capfd):
     (["--algorithm", "fedfix", "--delta-t", "0"], "--delta-t must be a finite number > 0"),
     (["--algorithm", "fedfix", "--delta-t", "-0.5"], "--delta-t must be a finite number > 0"),
     (["--algorithm", "fedfix"], "needs --delta-t"),
-    (["--algorithm", "fedbuff", "--buffer-size", "30", "--clients", "20"], "larger than --clients"),
+    (["--algorithm", "fedbuff", "--buffer-size", "30", "--clients", "20"], "larger than the 20 clients training at once"),
+    (["--algorithm", "fedbuff", "--buffer-size", "8", "--clients", "20", "--concurrency", "5"],
+     "larger than the 5 clients training at once"),
+    (["--algorithm", "async", "--clients", "20", "--concurrency", "21"], "--concurrency must be a finite number >= 1 and <= 20"),
     (["--algorithm", "async", "--alpha", "-1"], "--alpha must be"),
     (["--algorithm", "async", "--scenario", "F-120"], "--scenario"),
     (["--algorithm", "async", "--clients", "5000", "--horizon", "3"], "5000 clients need at least one example"),
@@ -158,3 +161,24 @@ def test_real_datasets_on_generated_data(dataset, shape, classes, monkeypatch):
     settings.clients = 13
     with pytest.raises(fedfix.UsageError, match="only 12 clients"):
         experiment.DATASET_LOADERS[dataset](settings)
+
+
+def test_a_population_with_concurrency(tmp_path):
+    """--concurrency C: at most C of the --clients work at once, new ones drawn as others finish;
+    the run's updates.csv is the schedule's (the rule itself: tests/tff/test_async_population.py)."""
+    from tff_experiments.asynchronous import ClientTimes, build_schedule, client_importance
+
+    clients, concurrency = 50, 5
+    args = ["--algorithm", "fedbuff-keep-training", "--buffer-size", "2", "--dataset", "synthetic",
+            "--clients", str(clients), "--concurrency", str(concurrency), "--horizon", "3", "--local-steps", "1",
+            "--batch-size", "8", "--client-optimizer", "sgd", "--seed", "3", "--no-progress", "--out", str(tmp_path)]
+    process = cli(args)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    rows = read_csv(tmp_path / "updates.csv")[1:]
+    schedule = build_schedule("fedbuff-keep-training", ClientTimes.from_scenario(clients, "F-80"), 3.0,
+                              client_importance("uniform", [1] * clients), buffer_size=2,
+                              concurrency=concurrency, seed=3)
+    expected = [(n, c.client, c.sent_version) for n, s in enumerate(schedule.steps, start=1) for c in s.contributions]
+    assert [(int(r[0]), int(r[2]), int(r[3])) for r in rows] == expected
+    assert len({client for _, client, _ in expected}) > concurrency  # clients were drawn as others finished

@@ -57,8 +57,9 @@ def _add_algorithm_arguments(scheme):
     scheme.add_argument("--policy", default="weight", choices=POLICIES,
                         help="aggregation weights d_i: 'weight' makes every scheme optimize the federated "
                              "objective sum_i p_i F_i (async: sum_j(1/tau_j) tau_i p_i; fedfix: "
-                             "ceil(tau_i/dt) p_i; fedbuff: p_i / participation rate); 'identical': 1/|S_n| "
-                             "(default: weight)")
+                             "ceil(tau_i/dt) p_i; fedbuff: p_i / participation rate; with --concurrency, p_i / "
+                             "each client's expected updates per step); 'identical': 1/|S_n|; 'staleness': "
+                             "FedBuff's s(tau)/|S_n|, s(tau) = 1/sqrt(1 + tau) (default: weight)")
     scheme.add_argument("--delta-t", type=float, help="FedFix: virtual time between aggregations (> 0)")
     scheme.add_argument("--buffer-size", type=int, help="FedBuff: number of updates per aggregation (c)")
     scheme.add_argument("--server-lr", type=float, default=1.0, help="eta_g, the server learning rate (default 1)")
@@ -67,7 +68,12 @@ def _add_algorithm_arguments(scheme):
 
 
 def _add_client_arguments(clock):
-    clock.add_argument("--clients", type=int, default=20, help="number of clients M (default 20)")
+    clock.add_argument("--clients", type=int, default=20, help="number of clients M, the population (default 20)")
+    clock.add_argument("--concurrency", type=int, default=None,
+                       help="C: at most C clients train at once; when one is done, a client drawn at random "
+                            "(seeded by --seed) among those not training takes its place, from the current "
+                            "model (FedBuff's setting, e.g. --clients 342477 --concurrency 1000; default: "
+                            "every client always training)")
     clock.add_argument("--scenario", default="F-80",
                        help="F-X: client i's mean time tau_i = 1 - i (X/100)/(M-1), client 0 slowest at 1 "
                             "(default F-80)")

@@ -200,7 +200,8 @@ class AsynchronousExperiment(ScheduleTrack):
         self.importance = client_importance(s.importance, [local.num_examples(i) for i in range(local.num_clients)])
         self.times = ClientTimes.from_scenario(s.clients, s.scenario, s.client_times, s.time_sigma, s.seed)
         schedule = build_schedule(s.algorithm, self.times, s.horizon, self.importance, s.policy,
-                                  delta_t=s.delta_t, buffer_size=s.buffer_size)
+                                  delta_t=s.delta_t, buffer_size=s.buffer_size, concurrency=s.concurrency,
+                                  seed=s.seed)
         if not len(schedule):
             raise UsageError(f"no server step fits in --horizon {s.horizon}: raise it")
         process = build_stale_model_process(

@@ -61,6 +61,7 @@ class AsynchronousSettings:
     server_lr: float = 1.0
     server_optimizer: str = "sgd"
     clients: int = 20
+    concurrency: Optional[int] = None  # default: every client always training
     scenario: str = "F-80"
     client_times: str = "fixed"
     time_sigma: float = 0.5
@@ -101,13 +102,15 @@ class AsynchronousSettings:
             if self.buffer_size is None:
                 raise UsageError(f"--algorithm {self.algorithm} needs --buffer-size")
             check_number("buffer_size", self.buffer_size, low=1, integer=True)
-            if self.algorithm == "fedbuff" and self.buffer_size > self.clients:
-                raise UsageError(f"--buffer-size {self.buffer_size} is larger than --clients {self.clients}")
         elif self.buffer_size is not None:
             raise UsageError(f"--buffer-size is FedBuff's; --algorithm {self.algorithm} does not take it")
         for name in ("clients", "local_steps", "batch_size", "checkpoint_every"):
             check_number(name, getattr(self, name), low=1, integer=True)
         check_number("seed", self.seed, low=0, high=2**32 - 1, integer=True)
+        check_number("concurrency", self.concurrency, low=1, high=self.clients, integer=True)
+        training = self.concurrency or self.clients  # the clients training at once
+        if self.algorithm == "fedbuff" and self.buffer_size > training:
+            raise UsageError(f"--buffer-size {self.buffer_size} is larger than the {training} clients training at once")
         for name in ("horizon", "server_lr", "time_sigma", "eval_every"):
             check_number(name, getattr(self, name), low=0, low_open=True)
         check_number("client_lr", self.client_lr, low=0)
@@ -120,7 +123,7 @@ class AsynchronousSettings:
         except ValueError as error:
             raise UsageError(f"--scenario: {error}") from None
         steps = expected_server_steps(self.algorithm, mean_times, self.horizon, delta_t=self.delta_t,
-                                      buffer_size=self.buffer_size)
+                                      buffer_size=self.buffer_size, concurrency=self.concurrency)
         if steps > MAX_SERVER_STEPS:
             raise UsageError(f"--horizon {self.horizon:g} means about {steps:.3g} server steps, more than the "
                              f"{MAX_SERVER_STEPS:,} a run can schedule: lower --horizon")
