@@ -443,7 +443,7 @@ def test_export_serves_the_same_outputs_as_the_keras_model(tmp_path):
 def test_run_paths_layout(tmp_path):
     paths = run_dir.run_paths(tmp_path)
     assert {k: p.name for k, p in paths.items()} == {
-        "metrics": "metrics.csv", "events": "events.csv", "tensorboard": "tensorboard",
+        "metrics": "metrics.csv", "events": "events.csv", "updates": "updates.csv", "tensorboard": "tensorboard",
         "checkpoints": "checkpoints", "model": "model",
     }
 
