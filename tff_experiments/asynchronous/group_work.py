@@ -2,24 +2,40 @@ r"""The local works of a group of clients in one TensorFlow call (``clients_per_
 
 TFF 0.87's runtime costs tens of milliseconds per ``CLIENTS`` member, whatever the work, which
 dominates for small models and thousands of clients a step. A member of ``CLIENTS`` is here a
-group of up to G local works, their models, batches and weights stacked,
-``<model_weights=W[c], data=<x[c, K, b, ...], y[c, K, b]>, weight=float32[c]>``, run one after
-the other as TFF's ``build_model_delta_client_work`` runs one: K steps of the client optimizer
-from the client's model, update = start - end, a non-finite update counting as zero with
-weight 0. The group returns :math:`\sum_i d_i u_i` over its works, so the server adds up the
-groups' sums: the same result as one member per work, far fewer TFF calls.
+group of up to G local works (``group_values``: their distinct models, batches and weights
+stacked), each run as TFF's ``build_model_delta_client_work`` runs one: K steps of the client
+optimizer from the client's model, its optimizer state started fresh, update = start - end, a
+non-finite update counting as zero with weight 0 and its metrics dropped. The group returns
+:math:`\sum_i d_i u_i` over its works, so the server adds up the groups' sums: the same result
+as one member per work, far fewer TFF calls.
+
+Two ways to run a group, chosen once when the process is built:
+
+* batched (``batched_group_work``): each of the K steps runs all the group's clients at once,
+  the forward pass and every client's gradient as batched computations, the client optimizer
+  over the clients' stacked weights and states. It takes the models that
+  ``batched_model.batched_model`` can write in that form: Keras ``Sequential`` models of
+  ``Dense``, ``Conv2D`` and weightless per-example layers (pooling, ``Flatten``, ...), all
+  weights trainable, with a mean loss and TFF's and Keras' mean metrics; of
+  ``tff_experiments.models``, the logistic models and the CNNs. Every client optimizer.
+* one after the other (this module's loop, below): any ``VariableModel``, e.g. the Shakespeare
+  ``char_rnn`` (embedding, GRU), models with dropout, batch normalization or other non-trainable
+  state, and every model when ``batched=False``.
 
 The client step mirrors TFF 0.87's ``build_model_delta_update_with_tff_optimizer``
 (tensorflow_federated/python/learning/templates/model_delta_client_work.py, Apache 2.0).
 """
 import collections
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_experiments.asynchronous.batched_group_work import build_batched_group_computation
+from tff_experiments.asynchronous.batched_model import batched_model
+from tff_experiments.asynchronous.group_values import group_value_type
 
-def grouped_works(model_fn, client_optimizer, client_work, model_weights_type):
+
+def grouped_works(model_fn, client_optimizer, client_work, model_weights_type, batched=True):
     """``(CLIENTS type, local_works)`` with a group of local works per ``CLIENTS`` member;
     ``local_works(state, clients)`` gives ``(aggregator output: sum_i d_i u_i @SERVER, number of
     counted updates @SERVER, client-work metrics)``, as ``process._per_client_works``.
@@ -30,20 +46,28 @@ def grouped_works(model_fn, client_optimizer, client_work, model_weights_type):
       client_work: TFF's client work of the same model and optimizer (its state holds the
         optimizer's hyperparameters, which the groups use).
       model_weights_type: the type of the model's ``ModelWeights``.
+      batched: run a group's local works as batched computations where the model allows it
+        (see the module docstring); False: one after the other.
     """
     hparams_type = client_work.initialize.type_signature.result.member
     probe = _probe_model(model_fn)
     group_type = group_value_type(model_weights_type, probe.input_spec)
-    run_group = _build_group_computation(model_fn, client_optimizer, hparams_type, group_type)
-    sum_metrics = tff.learning.metrics.sum_then_finalize(probe.finalizers, probe.unfinalized_type)
+    model = batched_model(model_fn) if batched else None
+    if model is not None:
+        run_group = build_batched_group_computation(model, client_optimizer, hparams_type, group_type)
+    else:
+        run_group = _build_group_computation(model_fn, client_optimizer, hparams_type, group_type)
+    finalize = _finalizer(probe)
 
     def local_works(state, clients):
         hparams = tff.federated_broadcast(state.client_work)
-        sums, counted, unfinalized = tff.federated_map(run_group, (hparams, clients))
+        # one sum of the groups' results (TFF costs per reduction and member): sum_i d_i u_i, the
+        # counted updates, the unfinalized metrics (then finalized: TFF's sum_then_finalize)
+        sums, counted, unfinalized = tff.federated_sum(tff.federated_map(run_group, (hparams, clients)))
         aggregated = tff.templates.MeasuredProcessOutput(  # the groups' sums are already weighted
-            state=state.aggregator, result=tff.federated_sum(sums), measurements=tff.federated_value((), tff.SERVER))
-        measurements = tff.federated_zip(collections.OrderedDict(train=sum_metrics(unfinalized)))
-        return aggregated, tff.federated_sum(counted), measurements
+            state=state.aggregator, result=sums, measurements=tff.federated_value((), tff.SERVER))
+        measurements = tff.federated_zip(collections.OrderedDict(train=tff.federated_map(finalize, unfinalized)))
+        return aggregated, counted, measurements
 
     return tff.FederatedType(group_type, tff.CLIENTS), local_works
 
@@ -60,23 +84,14 @@ def _probe_model(model_fn):
         return _Probe(model.input_spec, unfinalized_type, model.metric_finalizers())
 
 
-def group_value_type(model_weights_type, element_spec):
-    """The type of one group: its works' models, batches ``[clients, K, batch, ...]`` and weights."""
+def _finalizer(probe):
+    """The model's metric finalizers as one computation of the summed unfinalized metrics."""
 
-    def stacked(spec_or_type):
-        return tff.TensorType(spec_or_type.dtype, [None] + list(spec_or_type.shape))
+    @tff.tensorflow.computation(probe.unfinalized_type)
+    def finalize(unfinalized):
+        return collections.OrderedDict((name, f(unfinalized[name])) for name, f in probe.finalizers.items())
 
-    weights_type = tff.types.to_type(model_weights_type)
-    group_weights_type = tff.StructWithPythonType(
-        [("trainable", tff.StructWithPythonType([stacked(t) for t in weights_type.trainable], list)),
-         ("non_trainable", tff.StructWithPythonType([stacked(t) for t in weights_type.non_trainable], list))],
-        tff.learning.models.ModelWeights)
-    # one tensor per input field (the batch spec has the batch dimension)
-    data_type = tff.types.tensorflow_to_type(
-        tf.nest.map_structure(lambda t: tf.TensorSpec([None, None] + t.shape.as_list(), t.dtype), element_spec))
-    return tff.StructWithPythonType(
-        [("model_weights", group_weights_type), ("data", data_type), ("weight", tff.TensorType(np.float32, [None]))],
-        collections.OrderedDict)
+    return finalize
 
 
 def _build_group_computation(model_fn, client_optimizer, hparams_type, group_type):
@@ -113,7 +128,7 @@ def _build_group_computation(model_fn, client_optimizer, hparams_type, group_typ
 def _local_work(model, weights, client_optimizer, specs, hparams, group, i):
     """Work ``i`` of the group: K client-optimizer steps from its model; returns its update
     (start - end)."""
-    start = tf.nest.map_structure(lambda w: w[i], group["model_weights"])
+    start = tf.nest.map_structure(lambda w: w[group["version"][i]], group["model_weights"])
     tf.nest.map_structure(lambda v, w: v.assign(w), weights, start)
     state = client_optimizer.set_hparams(client_optimizer.initialize(specs), hparams)
     for k in tf.range(tf.shape(tf.nest.flatten(group["data"])[0])[1]):

@@ -38,13 +38,12 @@ leaves the whole state as it was, server optimizer state included: a momentum or
 optimizer would otherwise move the model on a zero update.
 """
 import collections
-import itertools
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from tff_experiments.asynchronous import group_work
+from tff_experiments.asynchronous import group_values, group_work
 
 CLIENT_INPUT_FIELDS = ("model_weights", "data", "weight")
 
@@ -54,12 +53,6 @@ def client_input(model_weights, data, weight):
     local batches, its aggregation weight :math:`d_i`."""
     return collections.OrderedDict(
         model_weights=model_weights, data=data, weight=np.float32(weight))
-
-
-def _stack_weights(weights):
-    return tff.learning.models.ModelWeights(
-        trainable=[np.stack(ws) for ws in zip(*[w.trainable for w in weights])],
-        non_trainable=[np.stack(ws) for ws in zip(*[w.non_trainable for w in weights])])
 
 
 def takes_arrays(process):
@@ -84,20 +77,10 @@ def pack_client_values(process, items):
     """The ``CLIENTS`` value of ``process.next`` from ``(model_weights, data, weight)`` items: one
     ``client_input`` each (data: a ``tf.data.Dataset`` of the K batches), or, for a process built
     with ``clients_per_group``, groups of items of equal batch shape (data: arrays
-    ``(K, b, ...)``, as ``LocalBatches.batch_arrays``)."""
+    ``(K, b, ...)``, as ``LocalBatches.batch_arrays``; ``group_values.pack_groups``)."""
     if not takes_arrays(process):
         return [client_input(w, data, d) for w, data, d in items]
-    shape = lambda item: tuple(np.shape(a) for a in tf.nest.flatten(item[1]))  # noqa: E731
-    groups = []
-    for _, same in itertools.groupby(sorted(items, key=shape), key=shape):
-        same = list(same)
-        for start in range(0, len(same), process.clients_per_group):
-            part = same[start:start + process.clients_per_group]
-            groups.append(collections.OrderedDict(
-                model_weights=_stack_weights([w for w, _, _ in part]),
-                data=tf.nest.map_structure(lambda *a: np.stack(a), *[a for _, a, _ in part]),
-                weight=np.array([d for _, _, d in part], dtype=np.float32)))
-    return groups
+    return group_values.pack_groups(items, process.clients_per_group)
 
 
 class WeightedSumFactory(tff.aggregators.WeightedAggregationFactory):
@@ -135,7 +118,7 @@ class StaleModelProcess(tff.learning.templates.LearningProcess):
 
 
 def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn=None, *,
-                              clients_per_group=None):
+                              clients_per_group=None, batched_groups=True):
     """Builds the server step shared by all schemes.
 
     Args:
@@ -149,6 +132,9 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
       clients_per_group: None (one ``CLIENTS`` member per local work, TFF's own client work),
         or G >= 1: up to G local works per member (see the module docstring); the same
         result, far fewer TFF calls.
+      batched_groups: with ``clients_per_group``, run a group's local works as batched
+        computations where the model allows it (``group_work`` says which models do); False:
+        one after the other.
 
     Returns:
       A ``tff.learning.templates.LearningProcess``; its ``next`` takes the server state and
@@ -176,7 +162,7 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
         client_input_type, local_works = _per_client_works(client_work, aggregator, model_weights_type)
     else:
         client_input_type, local_works = group_work.grouped_works(
-            model_fn, client_optimizer_fn, client_work, model_weights_type)
+            model_fn, client_optimizer_fn, client_work, model_weights_type, batched=batched_groups)
     init_fn = _build_init(initial_model_weights_fn, client_work, aggregator, finalizer)
     next_fn = _build_next(init_fn, client_input_type, local_works, finalizer)
     accessors = _build_accessors(init_fn.type_signature.result.member, client_work, finalizer)
