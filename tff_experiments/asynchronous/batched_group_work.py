@@ -9,7 +9,8 @@ here each of the K steps runs every client at once: the forward pass and every c
 gradient from one batched computation (``batched_model``), then the client optimizer's ``next``
 over the clients' stacked weights, gradients and states (``tf.vectorized_map``: each client
 keeps its own state, whatever the optimizer computes; TFF's and keras_optim's optimizers are
-elementwise, so it is their own arithmetic on stacked tensors).
+elementwise, so it is their own arithmetic on stacked tensors; an operation without a batched
+form, such as the top-k of coordinate clipping, runs client by client inside it).
 """
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -41,8 +42,7 @@ def _run_group(batched, client_optimizer, hparams, group):
     finite = tf.reduce_all(tf.stack([_all_finite(u) for u in updates]), axis=0)  # [c]
     weight = tf.where(finite, group["weight"], tf.zeros_like(group["weight"]))
     # as TFF's client work: a non-finite update counts as zero (NaN * 0 is NaN: select, not scale)
-    total = [tf.reduce_sum(_per_client(weight, u.dtype, u) * tf.where(_per_client(finite, tf.bool, u), u, 0), axis=0)
-             for u in updates]
+    total = [tf.tensordot(tf.cast(weight, u.dtype), tf.where(_per_client(finite, u), u, 0), axes=1) for u in updates]
     counted = tf.reduce_sum(tf.cast(tf.logical_and(finite, tf.not_equal(weight, 0.0)), tf.int32))
     metrics = tf.nest.map_structure(lambda m: tf.reduce_sum(tf.where(finite, m, tf.zeros_like(m))), metric_sums)
     return total, counted, metrics
@@ -54,9 +54,9 @@ def _all_finite(u):
     return tf.equal(tf.reduce_sum(tf.reshape(u * 0, [tf.shape(u)[0], -1]), axis=1), 0)
 
 
-def _per_client(values, dtype, like):
-    """``values`` ``[c]`` as ``dtype``, shaped to broadcast against ``like`` ``[c, ...]``."""
-    return tf.reshape(tf.cast(values, dtype), [-1] + [1] * (like.shape.rank - 1))
+def _per_client(values, like):
+    """``values`` ``[c]`` shaped to broadcast against ``like`` ``[c, ...]``."""
+    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
 
 
 def _local_steps(batched, client_optimizer, hparams, weights, data):

@@ -63,19 +63,21 @@ class BatchedModel:
         return x
 
     def losses(self, y, predictions):
-        """Each client's loss ``[c]``: the mean of the loss over its batch."""
+        """Each client's loss ``[c]``: the mean over its batch of the loss of its ``predictions``
+        ``[c, b, ...]`` against its labels ``y`` ``[c, b, ...]``."""
         values = self.loss.call(_merge(y), _merge(predictions))
         values = tf.reshape(values, [tf.shape(predictions)[0], -1])
         return tf.math.divide_no_nan(tf.reduce_sum(values, axis=1), tf.cast(tf.shape(values)[1], values.dtype))
 
     def metric_zeros(self, clients):
-        """Each client's metric sums, zero: ``{name: [c] per variable}``."""
+        """Each client's metric sums, zero: ``{name: [c] per variable}`` for ``clients`` clients."""
         return collections.OrderedDict(
             (name, [tf.zeros([clients], dtype) for _ in variables]) for name, _, variables, dtype, _ in self.metrics)
 
     def metric_increments(self, y, predictions, losses):
         """What one step adds to each client's metric variables, ``{name: [c] per variable}``, as
-        TFF's ``forward_pass`` updates the model's metrics on the client's batch."""
+        TFF's ``forward_pass`` updates the model's metrics on the client's batch: from its labels
+        ``y``, its ``predictions`` and its batch loss (``losses``, ``[c]``)."""
         clients, batch = tf.shape(predictions)[0], tf.shape(predictions)[1]
         increments = collections.OrderedDict()
         for name, kind, variables, dtype, settings in self.metrics:
@@ -133,17 +135,9 @@ def _conv2d(x, weights, settings):
 
 def _patches(x, rows, cols, strides, padding):
     """``[n, H', W', rows cols channels]``: each output position's input patch, in the order of
-    a Keras kernel's ``(row, col, channel)``, with ``tf.nn.conv2d``'s "SAME"/"VALID" padding."""
-    height, width = x.shape[1], x.shape[2]
-    (sr, sc), pads = strides, []
-    for size, k, s in ((height, rows, sr), (width, cols, sc)):
-        out = -(-size // s) if padding == "same" else (size - k) // s + 1
-        total = max((out - 1) * s + k - size, 0) if padding == "same" else 0
-        pads.append((total // 2, total - total // 2, out))
-    x = tf.pad(x, [[0, 0], pads[0][:2], pads[1][:2], [0, 0]])
-    (_, _, out_rows), (_, _, out_cols) = pads
-    return tf.concat([x[:, i:i + (out_rows - 1) * sr + 1:sr, j:j + (out_cols - 1) * sc + 1:sc, :]
-                      for i in range(rows) for j in range(cols)], axis=-1)
+    a Keras kernel's ``(row, col, channel)``, with ``tf.nn.conv2d``'s padding (its gradient is
+    a few times cheaper than that of the patches cut as strided slices)."""
+    return tf.image.extract_patches(x, [1, rows, cols, 1], [1, *strides, 1], [1, 1, 1, 1], padding.upper())
 
 
 def _per_example(x, settings):
@@ -207,7 +201,8 @@ def _loss_plan(loss_fns):
     if len(loss_fns) != 1:
         return None
     loss = loss_fns[0]
-    if not isinstance(loss, _LossFunctionWrapper) or type(loss).call is not _LossFunctionWrapper.call:
+    if not isinstance(loss, _LossFunctionWrapper) or type(loss).call is not _LossFunctionWrapper.call \
+            or type(loss).__call__ is not tf.keras.losses.Loss.__call__:
         return None
     return loss if loss.reduction in _MEAN_REDUCTIONS else None
 
