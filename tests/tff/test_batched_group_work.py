@@ -150,6 +150,8 @@ def _with_layer(layer_class, *args):
     (models.digits_cnn, DIGITS_SPEC, True),
     (functools.partial(models.image_cnn, (28, 28, 1), 10), {**DIGITS_SPEC, "x": tf.TensorSpec((28, 28, 1))}, True),
     (models.synthetic_logistic, {"x": tf.TensorSpec((60,)), "y": tf.TensorSpec((), tf.int32)}, True),
+    (models.lenet_cnn, {**DIGITS_SPEC, "x": tf.TensorSpec((28, 28, 1))}, True),
+    (functools.partial(models.image_logistic, (28, 28, 1), 10), {**DIGITS_SPEC, "x": tf.TensorSpec((28, 28, 1))}, True),
     (functools.partial(models.char_rnn, units=8), {"x": tf.TensorSpec((12,), tf.int32),
                                                    "y": tf.TensorSpec((12,), tf.int32)}, False),
     (_with_layer(tf.keras.layers.Dropout, 0.5), DIGITS_SPEC, False),
