@@ -15,7 +15,7 @@ every client's own gradient.
 ``batched_model(model_fn)`` returns ``None`` for a model it cannot write so; the group work then
 runs its clients one after the other (``group_work``). It takes: ``tf.keras.Sequential`` models
 of ``Dense``, ``Conv2D`` (channels last, no groups nor dilation) and the weightless per-example
-layers of ``_PER_EXAMPLE_LAYERS``, every weight trainable, no regularization loss; one
+layers of the per-example kinds (``_keras_types``), every weight trainable, no regularization loss; one
 ``LossFunctionWrapper`` loss with a mean over the batch (``SparseCategoricalCrossentropy``, ...);
 TFF's ``loss``, ``num_examples`` and ``num_batches`` metrics and Keras ``MeanMetricWrapper``
 metrics (``SparseCategoricalAccuracy``, ...). Of ``tff_experiments.models``: the logistic models
@@ -23,17 +23,23 @@ and the CNNs (``digits_cnn``, ``image_cnn``, ``lenet_cnn``); not ``char_rnn`` (e
 GRU), nor models with dropout, batch normalization or other non-trainable state.
 """
 import collections
+import functools
 from collections.abc import Mapping
 
 import tensorflow as tf
 
-_PER_EXAMPLE_LAYERS = (
-    tf.keras.layers.Flatten, tf.keras.layers.Reshape, tf.keras.layers.Activation, tf.keras.layers.ReLU,
-    tf.keras.layers.MaxPooling1D, tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling1D,
-    tf.keras.layers.AveragePooling2D, tf.keras.layers.GlobalMaxPooling1D, tf.keras.layers.GlobalMaxPooling2D,
-    tf.keras.layers.GlobalAveragePooling1D, tf.keras.layers.GlobalAveragePooling2D)
-_MEAN_REDUCTIONS = (tf.keras.losses.Reduction.AUTO, tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE)
-_LossFunctionWrapper = tf.keras.__internal__.losses.LossFunctionWrapper
+@functools.lru_cache(maxsize=None)
+def _keras_types():
+    """``(per-example layer types, mean reductions, LossFunctionWrapper)`` of tf.keras 2.14, the
+    Keras of TFF's models; looked up when first needed (Keras 3's tf.keras has none of them)."""
+    keras = tf.keras
+    per_example = (
+        keras.layers.Flatten, keras.layers.Reshape, keras.layers.Activation, keras.layers.ReLU,
+        keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
+        keras.layers.AveragePooling2D, keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
+        keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
+    mean_reductions = (keras.losses.Reduction.AUTO, keras.losses.Reduction.SUM_OVER_BATCH_SIZE)
+    return per_example, mean_reductions, keras.__internal__.losses.LossFunctionWrapper
 
 
 class BatchedModel:
@@ -89,7 +95,7 @@ class BatchedModel:
             elif kind == "batches":
                 values = {"total": tf.ones([clients], dtype)}
             else:  # a MeanMetricWrapper: its function of each example, cast as Keras does
-                function = _LossFunctionWrapper(settings["fn"], reduction="none", **settings["kwargs"])
+                function = _keras_types()[2](settings["fn"], reduction="none", **settings["kwargs"])
                 matches = function.call(tf.cast(_merge(y), dtype), tf.cast(_merge(predictions), dtype))
                 matches = tf.reshape(tf.cast(matches, dtype), [clients, -1])
                 values = {"total": tf.reduce_sum(matches, axis=1),
@@ -183,7 +189,7 @@ def _layer_plan(layer, positions):
     elif type(layer) is tf.keras.layers.Conv2D and config["data_format"] == "channels_last" \
             and config["groups"] == 1 and tuple(config["dilation_rate"]) == (1, 1):
         kind = "conv2d"
-    elif type(layer) in _PER_EXAMPLE_LAYERS and not layer.weights:
+    elif type(layer) in _keras_types()[0] and not layer.weights:
         return "per-example", dict(dtype=dtype, config=config, **{"class": type(layer)})
     else:
         return None
@@ -201,10 +207,11 @@ def _loss_plan(loss_fns):
     if len(loss_fns) != 1:
         return None
     loss = loss_fns[0]
-    if not isinstance(loss, _LossFunctionWrapper) or type(loss).call is not _LossFunctionWrapper.call \
+    _, mean_reductions, wrapper = _keras_types()
+    if not isinstance(loss, wrapper) or type(loss).call is not wrapper.call \
             or type(loss).__call__ is not tf.keras.losses.Loss.__call__:
         return None
-    return loss if loss.reduction in _MEAN_REDUCTIONS else None
+    return loss if loss.reduction in mean_reductions else None
 
 
 def _metric_plan(metric):
