@@ -97,21 +97,8 @@ def image_cnn(input_shape, num_classes, seed=0):
       num_classes: the number of logits.
       seed: the initial weights' seed.
     """
-    s = _layer_seeds(seed, 4)
-    glorot = tf.keras.initializers.GlorotUniform
-    return tf.keras.Sequential(
-        [
-            tf.keras.Input(shape=input_shape),
-            tf.keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer=glorot(s[0])),
-            tf.keras.layers.MaxPooling2D(2),
-            tf.keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot(s[1])),
-            tf.keras.layers.MaxPooling2D(2),
-            tf.keras.layers.Flatten(),
-            tf.keras.layers.Dense(128, activation="relu", kernel_initializer=glorot(s[2])),
-            tf.keras.layers.Dense(num_classes, kernel_initializer=glorot(s[3])),
-        ],
-        name="image_cnn",
-    )
+    return _conv_pool_cnn(input_shape, num_classes, filters=(32, 64), kernel_size=3, units=128, seed=seed,
+                          name="image_cnn")
 
 
 def image_logistic(input_shape, num_classes, seed=0):
@@ -150,20 +137,27 @@ def lenet_cnn(input_shape=(28, 28, 1), num_classes=10, seed=0):
       num_classes: the number of logits.
       seed: the initial weights' seed.
     """
+    return _conv_pool_cnn(input_shape, num_classes, filters=(20, 50), kernel_size=5, units=500, seed=seed,
+                          name="lenet_cnn")
+
+
+def _conv_pool_cnn(input_shape, num_classes, *, filters, kernel_size, units, seed, name):
+    """Two (valid conv + ReLU, 2x2 max-pool) blocks, a ReLU dense layer, logits; Glorot-uniform
+    kernels seeded per layer."""
     s = _layer_seeds(seed, 4)
     glorot = tf.keras.initializers.GlorotUniform
     return tf.keras.Sequential(
         [
             tf.keras.Input(shape=input_shape),
-            tf.keras.layers.Conv2D(20, 5, activation="relu", kernel_initializer=glorot(s[0])),
+            tf.keras.layers.Conv2D(filters[0], kernel_size, activation="relu", kernel_initializer=glorot(s[0])),
             tf.keras.layers.MaxPooling2D(2),
-            tf.keras.layers.Conv2D(50, 5, activation="relu", kernel_initializer=glorot(s[1])),
+            tf.keras.layers.Conv2D(filters[1], kernel_size, activation="relu", kernel_initializer=glorot(s[1])),
             tf.keras.layers.MaxPooling2D(2),
             tf.keras.layers.Flatten(),
-            tf.keras.layers.Dense(500, activation="relu", kernel_initializer=glorot(s[2])),
+            tf.keras.layers.Dense(units, activation="relu", kernel_initializer=glorot(s[2])),
             tf.keras.layers.Dense(num_classes, kernel_initializer=glorot(s[3])),
         ],
-        name="lenet_cnn",
+        name=name,
     )
 
 

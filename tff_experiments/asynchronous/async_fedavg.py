@@ -51,11 +51,7 @@ def async_fedavg_schedule(times, horizon, importance, policy="weight", *, concur
     schedule_lib.check_policy(policy)
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    idle = None if concurrency == num_clients else population_lib.IdleClients(
-        num_clients, population_lib.sampling_rng(seed))
-    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
-    pending = [(times.duration(i, 0), i, 0) for i in first]  # (return time, client, sent version)
-    heapq.heapify(pending)
+    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
     works = [0] * num_clients
     steps = []
     while pending and pending[0][0] <= horizon:
@@ -63,9 +59,7 @@ def async_fedavg_schedule(times, horizon, importance, policy="weight", *, concur
         n = len(steps)
         steps.append(schedule_lib.ServerStep(n, now, (schedule_lib.Contribution(i, sent, works[i]),)))
         works[i] += 1
-        if idle is not None:
-            idle.release(i)
-            i = idle.draw()
+        (i,) = population_lib.replacements(idle, [i])
         heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
     importance = np.asarray(importance, dtype=np.float64)
     tau, weights = times.mean_times, None

@@ -86,11 +86,7 @@ def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size
         raise ValueError(f"FedBuff buffer size {buffer_size} is larger than the number of clients "
                          + (f"({num_clients})" if concurrency == num_clients
                             else f"training at once ({concurrency})"))
-    idle = None if concurrency == num_clients else population_lib.IdleClients(
-        num_clients, population_lib.sampling_rng(seed))
-    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
-    pending = [(times.duration(i, 0), i, 0) for i in first]  # (return time, client, sent version)
-    heapq.heapify(pending)
+    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
     works = [0] * num_clients
     steps = []
     waited = 0.0  # sum over the aggregated updates of (step time - return time)
@@ -104,9 +100,7 @@ def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size
                 steps.append(schedule_lib.ServerStep(n, now, tuple(buffer)))
                 buffer, n = [], n + 1
             works[i] += 1
-            if idle is not None:
-                idle.release(i)
-                i = idle.draw()
+            (i,) = population_lib.replacements(idle, [i])
             # the current model, new if i filled the buffer
             heapq.heappush(pending, (now + times.duration(i, works[i]), i, n))
     else:
@@ -121,13 +115,7 @@ def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size
             waited += sum(now - back for back, _, _ in earliest)
             for _, i, _ in earliest:
                 works[i] += 1
-            if idle is None:
-                starts = [i for _, i, _ in earliest]
-            else:
-                for _, i, _ in earliest:
-                    idle.release(i)
-                starts = [idle.draw() for _ in earliest]
-            for i in starts:
+            for i in population_lib.replacements(idle, [i for _, i, _ in earliest]):
                 heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
     importance = np.asarray(importance, dtype=np.float64)
     weights = None

@@ -60,11 +60,7 @@ def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t, con
         raise ValueError(f"FedFix needs delta_t > 0, got {delta_t!r}")
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    idle = None if concurrency == num_clients else population_lib.IdleClients(
-        num_clients, population_lib.sampling_rng(seed))
-    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
-    pending = [(times.duration(i, 0), i, 0) for i in first]  # (return time, client, sent version)
-    heapq.heapify(pending)
+    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
     works = [0] * num_clients
     steps = []
     for n in range(int(horizon / delta_t)):
@@ -77,13 +73,7 @@ def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t, con
             n, now, tuple(schedule_lib.Contribution(i, sent, works[i]) for _, i, sent in back)))
         for _, i, _ in back:
             works[i] += 1
-        if idle is None:
-            starts = [i for _, i, _ in back]
-        else:
-            for _, i, _ in back:
-                idle.release(i)
-            starts = [idle.draw() for _ in back]
-        for i in starts:
+        for i in population_lib.replacements(idle, [i for _, i, _ in back]):
             heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
     importance = np.asarray(importance, dtype=np.float64)
     weights = None

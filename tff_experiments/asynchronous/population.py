@@ -67,6 +67,7 @@ on the others); its weights use the law with :math:`h_i = \tau_i + \bar w`, :mat
 schedule's mean wait, an approximation (see ``fedbuff``).
 """
 import bisect
+import heapq
 
 import numpy as np
 
@@ -152,6 +153,39 @@ class IdleClients:
         if where == len(self._training) or self._training[where] != client:
             raise ValueError(f"client {client} is not training")
         del self._training[where]
+
+
+def first_works(times, concurrency, seed):
+    """``(idle, pending)`` at time 0: the idle clients (``None`` when every client always
+    trains) and the heap of the works under way, ``(return time, client, sent version 0)``.
+
+    Args:
+      times: the clients' ``ClientTimes`` (P = ``times.num_clients``).
+      concurrency: C, checked (``check_concurrency``).
+      seed: seeds the draws (``sampling_rng``).
+    """
+    num_clients = times.num_clients
+    idle = None if concurrency == num_clients else IdleClients(num_clients, sampling_rng(seed))
+    first = range(num_clients) if idle is None else [idle.draw() for _ in range(concurrency)]
+    pending = [(times.duration(i, 0), i, 0) for i in first]
+    heapq.heapify(pending)
+    return idle, pending
+
+
+def replacements(idle, returned):
+    """The clients that start in place of ``returned`` (whose slots are freed): the same ones
+    when every client always trains (``idle`` is ``None``), else as many drawn from the idle
+    clients once all of ``returned`` are idle again.
+
+    Args:
+      idle: the ``IdleClients``, or ``None``.
+      returned: the clients whose slots are freed, in order.
+    """
+    if idle is None:
+        return list(returned)
+    for i in returned:
+        idle.release(i)
+    return [idle.draw() for _ in returned]
 
 
 def inclusion_probabilities(odds, size):

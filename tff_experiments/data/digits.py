@@ -67,6 +67,21 @@ def _rounded_counts(proportions, total):
     return counts
 
 
+def checked_alpha(alpha):
+    """``alpha`` as a float, or a one-line ``ValueError`` unless it is a finite number >= 0.
+
+    Args:
+      alpha: a Dirichlet concentration.
+    """
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}") from None
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    return alpha
+
+
 def dirichlet_partition(labels, num_clients, alpha, seed):
     """Splits example indices across clients, class proportions ~ Dirichlet(alpha) per client.
 
@@ -85,12 +100,7 @@ def dirichlet_partition(labels, num_clients, alpha, seed):
         examples.
     """
     labels = np.asarray(labels).reshape(-1)
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}") from None
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    alpha = checked_alpha(alpha)
     if isinstance(num_clients, bool) or int(num_clients) != num_clients or num_clients < 1:
         raise ValueError(f"the number of clients must be an integer >= 1, got {num_clients}")
     num_clients = int(num_clients)

@@ -41,7 +41,7 @@ import random
 
 import numpy as np
 
-from tff_experiments.data.digits import dirichlet_partition
+from tff_experiments.data.digits import checked_alpha, dirichlet_partition
 
 PARTITIONS = ("dirichlet", "fedfix-dirichlet", "monna-dirichlet", "extreme")
 # Partitions whose split depends on alpha.
@@ -59,12 +59,7 @@ def check_partition(name, alpha):
         raise ValueError(f"the partition must be one of {', '.join(PARTITIONS)}, got {name!r}")
     if name not in USES_ALPHA:
         return
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}") from None
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    alpha = checked_alpha(alpha)
     if name == "monna-dirichlet" and alpha == 0:  # NumPy's dirichlet refuses 0, as in their code
         raise ValueError("alpha must be > 0 for the monna-dirichlet partition (the authors draw "
                          "Dirichlet(alpha) for every worker)")
