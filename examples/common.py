@@ -142,12 +142,24 @@ def mean_and_std(values):
 # ---------------------------------------------------------------------------------------------
 IMAGE_OPTIMIZERS = ("SGD-momentum", "Adam", "AdaBelief", "diffGrad")
 PAPER_LEARNING_RATES = {"SGD-momentum": 0.1, "Adam": 1e-3, "AdaBelief": 1e-3, "diffGrad": 1e-3}
+# Pan & Li 2023's coordinate clipping on the same recipe: SGD clips the top 10 % of the gradient's
+# coordinates, Adam the top half of its first moment (exact mode); each keeps its base
+# optimizer's learning rate.
+CLIP_FRACTIONS = {"SGD-momentum + clip": 0.1, "Adam + clip": 0.5}
+CLIPPED_IMAGE_OPTIMIZERS = tuple(CLIP_FRACTIONS)
+
+
+def paper_learning_rate(name):
+    """The recipe's learning rate of ``name``; a clipped optimizer takes its base optimizer's."""
+    return PAPER_LEARNING_RATES[name.split(" + ")[0]]
 
 
 def image_classification_optimizer(name, learning_rate, adabelief_epsilon=1e-8):
     """The papers' optimizer ``name``; ``learning_rate`` is a float or a Keras schedule.
 
     ``adabelief_epsilon``: the papers' 1e-8 by default; the authors' later releases use 1e-16.
+    ``SGD-momentum + clip`` and ``Adam + clip``: keras_optim's SGD and Adam with Pan & Li's
+    coordinate clipping (``CLIP_FRACTIONS``).
     """
     import keras_optim
 
@@ -160,7 +172,14 @@ def image_classification_optimizer(name, learning_rate, adabelief_epsilon=1e-8):
                                      rectify=False)
     if name == "diffGrad":
         return keras_optim.DiffGrad(learning_rate=learning_rate, epsilon=1e-8)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {IMAGE_OPTIMIZERS}")
+    if name == "SGD-momentum + clip":
+        return keras_optim.SGD(learning_rate=learning_rate, momentum=0.9,
+                               coordinate_clip=CLIP_FRACTIONS[name], clip_mode="exact")
+    if name == "Adam + clip":
+        return keras_optim.Adam(learning_rate=learning_rate, epsilon=1e-8,
+                                coordinate_clip=CLIP_FRACTIONS[name], clip_mode="exact")
+    raise ValueError(f"unknown optimizer {name!r}; choose from "
+                     f"{IMAGE_OPTIMIZERS + CLIPPED_IMAGE_OPTIMIZERS}")
 
 
 def l2_penalty(weight_decay):

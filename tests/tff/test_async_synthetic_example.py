@@ -77,3 +77,35 @@ def test_bad_learning_rate_is_one_line(capsys):
         comparison.main(["--clients", "4", "--horizon", "1", "--lr", "Fedavg=0.1", "--plots-only"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("error: --lr takes SCHEME=VALUE")
+
+
+def test_mnist_commands_policies_and_learning_rates_per_scheme():
+    pytest.importorskip("tensorflow_federated")
+    from tff_experiments.asynchronous.cli import build_parser
+
+    args = comparison.build_args(["--dataset", "mnist", "--seed", "42", "--clients", "20", "--horizon", "20",
+                                  "--schemes", "FedAvg", "Async-identical", "FedFix-0.2", "FedFix-0.8",
+                                  "FedBuff-5-identical", "--lr", "FedAvg=0.05", "Async=0.001", "FedFix=0.04",
+                                  "FedFix-0.2=0.01", "FedBuff-5=0.006"])
+    parsed = {}
+    for label in args.schemes:
+        cmd = comparison.command(args, 20, "F-0", label, comparison.learning_rate(args, label), "/tmp/x")
+        parsed[label] = build_parser().parse_args(cmd[3:])
+    for settings in parsed.values():
+        assert (settings.dataset, settings.alpha, settings.seed, settings.partition) == ("mnist", 0.1, 42, None)
+    expected = {"FedAvg": ("fedavg", "weight", 0.05), "Async-identical": ("async", "identical", 0.001),
+                "FedFix-0.2": ("fedfix", "weight", 0.01), "FedFix-0.8": ("fedfix", "weight", 0.04),
+                "FedBuff-5-identical": ("fedbuff", "identical", 0.006)}
+    assert {k: (s.algorithm, s.policy, s.client_lr) for k, s in parsed.items()} == expected
+    assert (parsed["FedFix-0.2"].delta_t, parsed["FedFix-0.8"].delta_t, parsed["FedBuff-5-identical"].buffer_size) \
+        == (0.2, 0.8, 5)
+    assert args.name == "async_mnist"
+
+
+def test_identical_policy_adds_the_surrogate_loss_row(tmp_path):
+    write_run(tmp_path / "M4-F-80-Async", "async", 0.001, [(0, 0.1, 3.0), (1, 0.5, 2.0)], [[0, 1]])
+    write_run(tmp_path / "M4-F-80-Async-identical", "async", 0.001, [(0, 0.1, 3.0), (1, 0.6, 1.5)], [[0, 1]])
+    markdown = comparison.main(["--dataset", "mnist", "--clients", "4", "--horizon", "1", "--scenarios", "F-80",
+                                "--schemes", "Async", "Async-identical", "--out", str(tmp_path), "--plots-only"])
+    assert "| Async-identical | 0.001 |" in markdown
+    assert os.path.getsize(tmp_path / "async_mnist_M4.png") > 10_000

@@ -29,3 +29,39 @@ def test_quick_grid_writes_tables_plots_and_cached_runs(tmp_path, capfd):
     capfd.readouterr()
     robust_comparison.main(["--quick", "--out", str(out), "--sweep-f", "0", "1", "2"])
     assert "alpha1-alie-MoNNA:" not in capfd.readouterr().out
+
+
+def test_mnist_grid_runs_the_authors_mnist_setting():
+    args = robust_comparison.parse_args(["--dataset", "mnist", "--alphas", "1", "--attacks", "alie", "--steps", "100",
+                                         "--rules", "MoNNA", "MoKrum", "SCC", "D-SGD", "--curve", "worst"])
+    runs = dict(robust_comparison.grid(args))
+    assert sorted(runs) == sorted(["alpha1-none-D-SGD_f0", "alpha1-alie-MoNNA", "alpha1-alie-MoKrum",
+                                   "alpha1-alie-SCC", "alpha1-alie-D-SGD"])
+    for settings in runs.values():
+        assert (settings.dataset, settings.partition, settings.alpha) == ("mnist", "monna-dirichlet", 1.0)
+        assert (settings.num_machines, settings.batch_size, settings.steps, settings.learning_rate) == (26, 25, 100, 0.75)
+    assert (runs["alpha1-alie-MoKrum"].rule, runs["alpha1-alie-MoKrum"].momentum) == ("krum", 0.99)
+    assert (runs["alpha1-alie-SCC"].rule, runs["alpha1-alie-SCC"].momentum) == ("centered_clipping", 0.9)
+    assert runs["alpha1-none-D-SGD_f0"].num_byzantine == 0 and runs["alpha1-alie-MoNNA"].num_byzantine == 5
+    # the digits grid of the docs is unchanged: Krum only when asked for
+    assert "MoKrum" not in robust_comparison.parse_args([]).rules
+    extreme = robust_comparison.parse_args(["--dataset", "mnist", "--partition", "extreme", "--attacks", "alie"])
+    assert {s.partition for _, s in robust_comparison.grid(extreme)} == {"extreme"}
+
+
+def test_worst_curve_plots_the_worst_honest_machine(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    drawn = []
+    original = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, *a, **k: drawn.append((k.get("label"), list(a[1]))) or original(self, *a, **k))
+    curve = [dict(step=0, mean_accuracy=0.5, worst_accuracy=0.25), dict(step=10, mean_accuracy=0.75, worst_accuracy=0.5)]
+    records = {"run": dict(settings=dict(alpha=1.0, attack="alie", rule="nna", momentum=0.99, num_byzantine=5,
+                                         num_machines=26),
+                           curve=curve, final=dict(mean_accuracy=0.75, worst_accuracy=0.5))}
+    robust_comparison.plot(records, [1.0], ["alie"], ["MoNNA"], str(tmp_path), "x_", curve="worst", dataset="mnist")
+    assert ("MoNNA", [0.25, 0.5]) in drawn
+    drawn.clear()
+    robust_comparison.plot(records, [1.0], ["alie"], ["MoNNA"], str(tmp_path), "x_")
+    assert ("MoNNA", [0.5, 0.75]) in drawn
