@@ -35,7 +35,8 @@ TRACKS = ("tff_experiments.asynchronous", "tff_experiments.robust")
 # Inside each track, lowest first; a module not named is a leaf of the first group.
 TRACK_ORDER = {
     "tff_experiments.asynchronous": [
-        ("client_times", "schedule", "population", "fedavg", "async_fedavg", "fedfix", "fedbuff"),
+        ("client_times", "schedule", "population", "rules", "virtual_clock", "fedavg", "async_fedavg",
+         "fedfix", "fedbuff"),
         ("algorithms",),
         ("settings",),
         ("local_data", "group_values", "batched_model", "batched_group_work", "evaluation", "remote"),

@@ -5,6 +5,10 @@ and Heterogeneous Clients Updates", JMLR 2023 (arXiv 2206.10189); reference code
 Accenture/Labs-Federated-Learning, branch ``asynchronous_FL``.
 
 - ``client_times``: the clients' computation times (scenario ``F-X``, random laws).
+- ``rules``: each scheme's rule, online: fed the clients' returns, it says when the server
+  aggregates, which updates with which weights, and who starts again (the one source of the
+  schemes, also driven by Flower's ServerApp in ``flower_async``); ``virtual_clock`` plays a
+  rule with ``ClientTimes``.
 - ``fedavg``, ``async_fedavg``, ``fedfix``, ``fedbuff``: each scheme's schedule on the virtual
   clock (who is aggregated, when, from which model) and its aggregation weights.
 - ``algorithms``: the schemes by name (``build_schedule``).

@@ -6,8 +6,7 @@ from tff_experiments.asynchronous.fedavg import fedavg_schedule
 from tff_experiments.asynchronous.fedbuff import fedbuff_schedule
 from tff_experiments.asynchronous.fedfix import fedfix_schedule
 from tff_experiments.asynchronous.population import check_concurrency, steady_state_rates
-
-ALGORITHMS = ("fedavg", "async", "fedfix", "fedbuff", "fedbuff-keep-training")
+from tff_experiments.asynchronous.rules import ALGORITHMS
 
 
 def build_schedule(algorithm, times, horizon, importance, policy="weight", *, delta_t=None,

@@ -27,13 +27,15 @@ is
 which makes every client's expected share :math:`p_i` in the stationary regime, whatever the
 law of the durations given their means :math:`\tau_i` (the start, C clients drawn uniformly,
 is a transient). With C = P, :math:`\lambda_i = 1/\tau_i`: the weights above.
-"""
-import heapq
 
+The rule is ``rules.AsyncRule``, played on the virtual clock (``virtual_clock``).
+"""
 import numpy as np
 
 from tff_experiments.asynchronous import population as population_lib
+from tff_experiments.asynchronous import rules as rules_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
+from tff_experiments.asynchronous import virtual_clock
 
 
 def async_fedavg_schedule(times, horizon, importance, policy="weight", *, concurrency=None, seed=0):
@@ -51,23 +53,27 @@ def async_fedavg_schedule(times, horizon, importance, policy="weight", *, concur
     schedule_lib.check_policy(policy)
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
-    works = [0] * num_clients
-    steps = []
-    while pending and pending[0][0] <= horizon:
-        now, i, sent = heapq.heappop(pending)
-        n = len(steps)
-        steps.append(schedule_lib.ServerStep(n, now, (schedule_lib.Contribution(i, sent, works[i]),)))
-        works[i] += 1
-        (i,) = population_lib.replacements(idle, [i])
-        heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
     importance = np.asarray(importance, dtype=np.float64)
-    tau, weights = times.mean_times, None
-    if policy == "weight" and concurrency == num_clients:
-        weights = np.sum(1.0 / tau) * tau * importance
-    elif policy == "weight":
-        rates = population_lib.steady_state_rates(tau, concurrency)
-        weights = importance * (np.sum(rates) / rates)
+    weights = async_weights(importance, times.mean_times, concurrency) if policy == "weight" else None
+    steps = virtual_clock.play(rules_lib.AsyncRule(rules_lib.Weighting(policy, weights)), times, horizon,
+                               concurrency=concurrency, seed=seed)
     name = "async" + population_lib.scheme_suffix(concurrency, num_clients)
-    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
-                                 importance, tau)
+    return schedule_lib.Schedule(name, policy, horizon, steps, importance, times.mean_times)
+
+
+def async_weights(importance, mean_times, concurrency=None):
+    r"""The ``weight`` policy's :math:`d_i = p_i \sum_j \lambda_j / \lambda_i`
+    (:math:`\big(\sum_j 1/\tau_j\big) \tau_i p_i` with C = P).
+
+    Args:
+      importance: :math:`p_i`, the clients' importance.
+      mean_times: :math:`\tau_i`, the clients' mean local-work times.
+      concurrency: C, the most clients training at once; ``None``: all P.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    tau = np.asarray(mean_times, dtype=np.float64)
+    concurrency = population_lib.check_concurrency(concurrency, len(tau))
+    if concurrency == len(tau):
+        return np.sum(1.0 / tau) * tau * importance
+    rates = population_lib.steady_state_rates(tau, concurrency)
+    return importance * (np.sum(rates) / rates)

@@ -7,7 +7,8 @@ authors' ``FL`` scheme). With :math:`\eta_g = 1` the server update
 :math:`\theta^{n+1} = \theta^n + \sum_i p_i (\theta_i^{\text{local}} - \theta^n)` is TFF's
 ``build_weighted_fed_avg`` with client weights :math:`p_i`.
 
-With a population of P clients and concurrency C (``population``), every round is C clients
+The rule is ``rules.SynchronousRule``, played on the virtual clock (``virtual_clock``). With a
+population of P clients and concurrency C (``population``), every round is C clients
 drawn uniformly at random without replacement from the P (all idle between rounds), listed in
 increasing index order; it lasts as long as the slowest of them. Client i is in a round with
 probability C/P, so the ``weight`` policy is
@@ -23,7 +24,9 @@ sampling); ``identical`` and ``staleness`` give :math:`1/C`.
 import numpy as np
 
 from tff_experiments.asynchronous import population as population_lib
+from tff_experiments.asynchronous import rules as rules_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
+from tff_experiments.asynchronous import virtual_clock
 
 
 def fedavg_schedule(times, horizon, importance, policy="weight", *, concurrency=None, seed=0):
@@ -42,27 +45,22 @@ def fedavg_schedule(times, horizon, importance, policy="weight", *, concurrency=
     schedule_lib.check_policy(policy)
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    idle = None if concurrency == num_clients else population_lib.IdleClients(
-        num_clients, population_lib.sampling_rng(seed))
-    works = [0] * num_clients
-    steps, now, n = [], 0.0, 0
-    while True:
-        if idle is None:
-            clients = range(num_clients)
-        else:
-            clients = sorted(idle.draw() for _ in range(concurrency))
-            for i in clients:
-                idle.release(i)
-        end = now + max(times.duration(i, works[i]) for i in clients)
-        if end > horizon:
-            break
-        steps.append(schedule_lib.ServerStep(
-            n, end, tuple(schedule_lib.Contribution(i, n, works[i]) for i in clients)))
-        for i in clients:
-            works[i] += 1
-        now, n = end, n + 1
     importance = np.asarray(importance, dtype=np.float64)
-    weights = importance * (num_clients / concurrency) if concurrency < num_clients else importance
+    weighting = rules_lib.Weighting(policy, fedavg_weights(importance, concurrency))
+    steps = virtual_clock.play(rules_lib.SynchronousRule(weighting), times, horizon,
+                               concurrency=concurrency, seed=seed)
     name = "fedavg" + population_lib.scheme_suffix(concurrency, num_clients)
-    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
-                                 importance, times.mean_times)
+    return schedule_lib.Schedule(name, policy, horizon, steps, importance, times.mean_times)
+
+
+def fedavg_weights(importance, concurrency=None):
+    r"""The ``weight`` policy's :math:`d_i = (P/C)\, p_i` (:math:`p_i` with C = P).
+
+    Args:
+      importance: :math:`p_i`, the clients' importance.
+      concurrency: C, the clients of a round; ``None``: all P.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    num_clients = len(importance)
+    concurrency = population_lib.check_concurrency(concurrency, num_clients)
+    return importance * (num_clients / concurrency) if concurrency < num_clients else importance

@@ -54,12 +54,12 @@ empirical fractions that the authors use without concurrency are not used with i
 larger than the number of updates most clients never take part, and weights p_i/(observed
 fraction) would shrink every step by the importance of the clients never seen.
 """
-import heapq
-
 import numpy as np
 
 from tff_experiments.asynchronous import population as population_lib
+from tff_experiments.asynchronous import rules as rules_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
+from tff_experiments.asynchronous import virtual_clock
 
 
 def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size, keep_training=False,
@@ -80,58 +80,50 @@ def fedbuff_schedule(times, horizon, importance, policy="weight", *, buffer_size
     schedule_lib.check_policy(policy)
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    if not isinstance(buffer_size, (int, np.integer)) or not 1 <= buffer_size:
-        raise ValueError(f"FedBuff buffer size must be a positive integer, got {buffer_size!r}")
+    # the weight policy's weights need the whole schedule: set after it
+    weighting = rules_lib.Weighting(policy, None)
+    rule = rules_lib.BufferRule(weighting, buffer_size, keep_training)
     if buffer_size > concurrency and not keep_training:
         raise ValueError(f"FedBuff buffer size {buffer_size} is larger than the number of clients "
                          + (f"({num_clients})" if concurrency == num_clients
                             else f"training at once ({concurrency})"))
-    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
-    works = [0] * num_clients
-    steps = []
-    waited = 0.0  # sum over the aggregated updates of (step time - return time)
-    if keep_training:
-        buffer = []
-        while pending and pending[0][0] <= horizon:
-            now, i, sent = heapq.heappop(pending)
-            n = len(steps)
-            buffer.append(schedule_lib.Contribution(i, sent, works[i]))
-            if len(buffer) == buffer_size:
-                steps.append(schedule_lib.ServerStep(n, now, tuple(buffer)))
-                buffer, n = [], n + 1
-            works[i] += 1
-            (i,) = population_lib.replacements(idle, [i])
-            # the current model, new if i filled the buffer
-            heapq.heappush(pending, (now + times.duration(i, works[i]), i, n))
-    else:
-        while len(pending) >= buffer_size:
-            earliest = [heapq.heappop(pending) for _ in range(buffer_size)]
-            now = earliest[-1][0]
-            if now > horizon:
-                break
-            n = len(steps)
-            steps.append(schedule_lib.ServerStep(
-                n, now, tuple(schedule_lib.Contribution(i, sent, works[i]) for _, i, sent in earliest)))
-            waited += sum(now - back for back, _, _ in earliest)
-            for _, i, _ in earliest:
-                works[i] += 1
-            for i in population_lib.replacements(idle, [i for _, i, _ in earliest]):
-                heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
+    steps = virtual_clock.play(rule, times, horizon, concurrency=concurrency, seed=seed)
     importance = np.asarray(importance, dtype=np.float64)
-    weights = None
-    if policy == "weight" and concurrency == num_clients:
-        counts = np.zeros(num_clients)
-        for step in steps:
-            for c in step.contributions:
-                counts[c.client] += 1
-        fraction = counts / max(len(steps), 1)
-        with np.errstate(divide="ignore"):
-            weights = np.where(fraction > 0, importance / fraction, 0.0)
-    elif policy == "weight":
-        wait = 0.0 if keep_training or not steps else waited / (len(steps) * buffer_size)
-        rates = population_lib.steady_state_rates(times.mean_times + wait, concurrency)
-        weights = importance * np.sum(rates) / (buffer_size * rates)
+    if policy == "weight":
+        mean_wait = 0.0 if keep_training or not steps else rule.waited / (len(steps) * buffer_size)
+        counts = np.bincount([c.client for step in steps for c in step.contributions], minlength=num_clients)
+        weights = fedbuff_weights(importance, buffer_size, concurrency=concurrency, counts=counts,
+                                  num_steps=len(steps), mean_times=times.mean_times, mean_wait=mean_wait)
+        steps = schedule_lib.with_weights(steps, weights)
     name = (f"fedbuff-{buffer_size}" + ("-keep-training" if keep_training else "")
             + population_lib.scheme_suffix(concurrency, num_clients))
-    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
-                                 importance, times.mean_times)
+    return schedule_lib.Schedule(name, policy, horizon, steps, importance, times.mean_times)
+
+
+def fedbuff_weights(importance, buffer_size, *, concurrency=None, counts=None, num_steps=None,
+                    mean_times=None, mean_wait=0.0):
+    r"""The ``weight`` policy's :math:`d_i = p_i / r_i`, :math:`r_i` client i's updates per step.
+
+    With every client always training (C = P), :math:`r_i` is the fraction of the steps that
+    aggregate client i, counted (the authors' rule; 0 for a client never aggregated); with
+    C < P, :math:`r_i = c\,\lambda_i / \sum_j \lambda_j` from the long-run rates of
+    ``population.steady_state_rates`` with holding times :math:`\tau_i + \bar w`.
+
+    Args:
+      importance: :math:`p_i`, the clients' importance.
+      buffer_size: c.
+      concurrency: C, the most clients training at once; ``None``: all P.
+      counts: with C = P, each client's number of aggregated updates.
+      num_steps: with C = P, the number of steps that made them.
+      mean_times: with C < P, :math:`\tau_i`, the clients' mean local-work times.
+      mean_wait: with C < P, :math:`\bar w`, the mean wait from a return to its step (0 with
+        ``keep_training``).
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    concurrency = population_lib.check_concurrency(concurrency, len(importance))
+    if concurrency == len(importance):
+        fraction = np.asarray(counts, dtype=np.float64) / max(num_steps, 1)
+        with np.errstate(divide="ignore"):
+            return np.where(fraction > 0, importance / fraction, 0.0)
+    rates = population_lib.steady_state_rates(np.asarray(mean_times, dtype=np.float64) + mean_wait, concurrency)
+    return importance * np.sum(rates) / (buffer_size * rates)

@@ -16,7 +16,8 @@ the updates received; ``staleness``: :math:`s(\text{staleness})/|S_n|` (see ``sc
 
 The authors' schedule has :math:`\lfloor T/\Delta t \rfloor` steps; their recorded step times
 are :math:`n\Delta t`, shifted by one :math:`\Delta t` from when step n aggregates; here a step's
-time is the aggregation time :math:`(n+1)\Delta t`.
+time is the aggregation time :math:`(n+1)\Delta t`. The rule is ``rules.PeriodRule``, played on
+the virtual clock (``virtual_clock``).
 
 With a population of P clients and concurrency C (``population``): C clients train at once;
 a returned client waits for the next aggregation time, where it frees its slot; the freed slots
@@ -35,12 +36,12 @@ the stationary regime for clockwork clients (checked against simulations); with 
 :math:`k_i` from the mean :math:`\tau_i` is the authors' approximation, with or without
 concurrency.
 """
-import heapq
-
 import numpy as np
 
 from tff_experiments.asynchronous import population as population_lib
+from tff_experiments.asynchronous import rules as rules_lib
 from tff_experiments.asynchronous import schedule as schedule_lib
+from tff_experiments.asynchronous import virtual_clock
 
 
 def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t, concurrency=None, seed=0):
@@ -55,33 +56,33 @@ def fedfix_schedule(times, horizon, importance, policy="weight", *, delta_t, con
       concurrency: C, the most clients training at once; ``None``: all P, always.
       seed: seeds the draws of the clients that start (``population.sampling_rng``).
     """
-    schedule_lib.check_policy(policy)
-    if not delta_t > 0:
-        raise ValueError(f"FedFix needs delta_t > 0, got {delta_t!r}")
+    weighting = rules_lib.Weighting(policy, None)
+    rule = rules_lib.PeriodRule(weighting, delta_t)
     num_clients = times.num_clients
     concurrency = population_lib.check_concurrency(concurrency, num_clients)
-    idle, pending = population_lib.first_works(times, concurrency, seed)  # (return time, client, sent version)
-    works = [0] * num_clients
-    steps = []
-    for n in range(int(horizon / delta_t)):
-        now = (n + 1) * delta_t
-        back = []
-        while pending and pending[0][0] <= now:
-            back.append(heapq.heappop(pending))
-        back.sort(key=lambda entry: entry[1])  # the authors' order: by client
-        steps.append(schedule_lib.ServerStep(
-            n, now, tuple(schedule_lib.Contribution(i, sent, works[i]) for _, i, sent in back)))
-        for _, i, _ in back:
-            works[i] += 1
-        for i in population_lib.replacements(idle, [i for _, i, _ in back]):
-            heapq.heappush(pending, (now + times.duration(i, works[i]), i, n + 1))
     importance = np.asarray(importance, dtype=np.float64)
-    weights = None
     if policy == "weight":
-        periods = np.ceil(times.mean_times / delta_t)  # k_i
-        weights = periods * importance
-        if concurrency < num_clients:
-            weights = weights / population_lib.inclusion_probabilities(periods * delta_t, concurrency)
+        weighting.client_weights = fedfix_weights(importance, times.mean_times, delta_t, concurrency)
+    steps = virtual_clock.play(rule, times, horizon, concurrency=concurrency, seed=seed)
     name = f"fedfix-{delta_t:g}" + population_lib.scheme_suffix(concurrency, num_clients)
-    return schedule_lib.Schedule(name, policy, horizon, schedule_lib.policy_weights(steps, policy, weights),
-                                 importance, times.mean_times)
+    return schedule_lib.Schedule(name, policy, horizon, steps, importance, times.mean_times)
+
+
+def fedfix_weights(importance, mean_times, delta_t, concurrency=None):
+    r"""The ``weight`` policy's :math:`d_i = (k_i/\pi_i)\, p_i`,
+    :math:`k_i = \lceil \tau_i/\Delta t \rceil` (:math:`k_i p_i` with C = P).
+
+    Args:
+      importance: :math:`p_i`, the clients' importance.
+      mean_times: :math:`\tau_i`, the clients' mean local-work times.
+      delta_t: :math:`\Delta t`, the aggregation period.
+      concurrency: C, the most clients training at once; ``None``: all P.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    tau = np.asarray(mean_times, dtype=np.float64)
+    concurrency = population_lib.check_concurrency(concurrency, len(tau))
+    periods = np.ceil(tau / delta_t)  # k_i
+    weights = periods * importance
+    if concurrency < len(tau):
+        weights = weights / population_lib.inclusion_probabilities(periods * delta_t, concurrency)
+    return weights

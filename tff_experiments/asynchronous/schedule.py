@@ -169,6 +169,21 @@ def staleness_scale(staleness):
     return 1.0 / np.sqrt(1.0 + np.asarray(staleness, dtype=np.float64))
 
 
+def mean_weights(index, sent_versions, staleness=False):
+    r"""The ``identical`` weights :math:`1/|S_n|` of a step's contributions, or with
+    ``staleness`` the ``staleness`` weights :math:`s(n - \rho_i(n))/|S_n|`.
+
+    Args:
+      index: n, the step.
+      sent_versions: :math:`\rho_i(n)`, the version each contribution started from.
+      staleness: scale by FedBuff's :math:`s` (``staleness_scale``).
+    """
+    k = len(sent_versions)
+    if staleness:
+        return [1.0 / math.sqrt(1.0 + (index - sent)) / k for sent in sent_versions]
+    return [1.0 / k] * k if k else []
+
+
 def with_weights(steps, client_weights=None, staleness=False):
     r"""Attaches :math:`d_i` to every contribution.
 
@@ -182,13 +197,10 @@ def with_weights(steps, client_weights=None, staleness=False):
     """
     weighted = []
     for step in steps:
-        k = len(step.contributions)
         if client_weights is not None:
             weights = [float(client_weights[c.client]) for c in step.contributions]
-        elif staleness:
-            weights = [1.0 / math.sqrt(1.0 + (step.index - c.sent_version)) / k for c in step.contributions]
         else:
-            weights = [1.0 / k] * k if k else []
+            weights = mean_weights(step.index, [c.sent_version for c in step.contributions], staleness)
         contributions = tuple(dataclasses.replace(c, weight=d) for c, d in zip(step.contributions, weights))
         weighted.append(dataclasses.replace(step, contributions=contributions))
     return tuple(weighted)
