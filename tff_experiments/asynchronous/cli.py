@@ -45,6 +45,11 @@ def build_parser():
     run.add_argument("--workers", default=None,
                      help="comma-separated host:port of TFF executor services (worker_binary) to run the "
                           "clients on; default: the local TFF runtime")
+    run.add_argument("--tls-ca", default=None,
+                     help="with --workers: mutual TLS; the CA (PEM) that signed the workers' certificates "
+                          "and ours (workers: python -m tff_experiments.asynchronous.worker)")
+    run.add_argument("--tls-cert", default=None, help="with --tls-ca: our certificate (PEM), signed by the CA")
+    run.add_argument("--tls-key", default=None, help="with --tls-ca: our private key (PEM)")
     return parser
 
 
@@ -93,6 +98,12 @@ def _add_local_work_arguments(local):
     local.add_argument("--client-optimizer", default="sgdm", choices=OPTIMIZERS,
                        help="sgdm: SGD with momentum 0.9 (the authors' default); adabelief, diffgrad: "
                             "keras_optim's, as TFF optimizers (default sgdm)")
+    local.add_argument("--clients-per-group", type=int, default=None,
+                       help="local works per TFF client value; a server step's groups are what --workers "
+                            "share, so a step of fewer groups than workers leaves workers idle: lower it to "
+                            "split small steps (results then differ from an unsplit run by float rounding, "
+                            "about 1e-7) (default: CLIENTS_PER_GROUP of tff_experiments.asynchronous.experiment; "
+                            "run.json records the value used)")
     local.add_argument("--client-lr", type=float, default=None,
                        help="local learning rate (default: 0.05 for sgd/sgdm, 0.001 for the adaptive ones)")
 
@@ -139,7 +150,7 @@ def main(argv=None, isolate=False):
     """The command line; ``isolate``: run in a private namespace (``python -m`` does)."""
     settings = settings_from(argv)
     if settings.workers:
-        check_workers(settings.workers)  # before anything is written
+        check_workers(settings.workers, settings.tls)  # before anything is written
     return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, private_network=not settings.workers)
 
 
@@ -161,13 +172,37 @@ def run(settings, out):
     if settings.workers:
         from tff_experiments.asynchronous.remote import remote_execution
 
-        remote = remote_execution(settings.workers)
-    with remote:
-        run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
-                                 progress=settings.progress))
+        remote = remote_execution(settings.workers, tls=settings.tls)
+    with remote as usage:
+        try:
+            run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
+                                     progress=settings.progress))
+        finally:
+            if usage is not None:
+                _record_worker_usage(out / "run.json", description, usage)
+    if usage is not None:
+        _warn_about_idle_workers(usage, experiment)
     rows = read_metrics(run_paths(out)["metrics"])
     final = {row["step"]: row for row in rows}.get(experiment.num_steps, {})
     print(f"{settings.algorithm}: {experiment.num_steps} server steps to virtual time "
           f"{experiment.clock(experiment.num_steps):.2f}; test accuracy {final.get('test_accuracy', float('nan')):.4f}, "
           f"federated loss {final.get('federated_loss', float('nan')):.4f}; model in {run_paths(out)['model'] / 'saved_model'}")
     return 0
+
+
+def _record_worker_usage(path, description, usage):
+    """Adds to ``run.json`` what each worker served in this invocation of the command (a resumed
+    run counts from its checkpoint): ``remote_execution``'s usage."""
+    from tff_experiments.program.run_dir import json_safe
+
+    path.write_text(json.dumps(json_safe(dict(description, workers=usage)), indent=1, allow_nan=False))
+
+
+def _warn_about_idle_workers(usage, experiment):
+    from tff_experiments.command_line.launch import warn
+
+    idle = [address for address, served in usage.items() if not served["groups"]]
+    if idle:
+        warn(f"{', '.join(idle)} ran none of the clients' work: each worker takes whole groups of up to "
+             f"--clients-per-group {experiment.clients_per_group} local works, and no server step had enough groups "
+             "for every worker; lower --clients-per-group to split the steps")

@@ -198,6 +198,7 @@ class AsynchronousExperiment(ScheduleTrack):
         self.builder = keras_builder(s.dataset, s.model)
         local = LocalBatches(client_data, s.local_steps, s.batch_size, seed=s.seed, client_ids=client_ids)
         self.importance = client_importance(s.importance, [local.num_examples(i) for i in range(local.num_clients)])
+        self.clients_per_group = s.clients_per_group or CLIENTS_PER_GROUP
         self.times = ClientTimes.from_scenario(s.clients, s.scenario, s.client_times, s.time_sigma, s.seed)
         schedule = build_schedule(s.algorithm, self.times, s.horizon, self.importance, s.policy,
                                   delta_t=s.delta_t, buffer_size=s.buffer_size, concurrency=s.concurrency,
@@ -209,7 +210,7 @@ class AsynchronousExperiment(ScheduleTrack):
             build_optimizer(s.client_optimizer, s.client_lr),
             build_optimizer(s.server_optimizer, s.server_lr),
             # many local works per TFF call: TFF 0.87 costs ~60 ms per client of a computation
-            clients_per_group=CLIENTS_PER_GROUP,
+            clients_per_group=self.clients_per_group,
         )
         super().__init__(process, ScheduleDataSource(schedule, local, arrays=takes_arrays(process)))
         large = s.dataset in LARGE_DATASETS
@@ -221,7 +222,8 @@ class AsynchronousExperiment(ScheduleTrack):
 
     def description(self):
         """What ``run.json`` records about the run besides its settings."""
-        return {"server_steps": self.num_steps, "client_mean_times": self.times.mean_times.tolist(),
+        return {"server_steps": self.num_steps, "clients_per_group": self.clients_per_group,
+                "client_mean_times": self.times.mean_times.tolist(),
                 "importance": self.importance.tolist(),
                 "effective_importance": self.schedule.effective_importance().tolist()}
 

@@ -15,6 +15,7 @@ from typing import Optional
 from tff_experiments.asynchronous.algorithms import ALGORITHMS, expected_server_steps
 from tff_experiments.asynchronous.client_times import scenario_mean_times
 from tff_experiments.asynchronous.schedule import IMPORTANCES, POLICIES
+from tff_experiments.asynchronous.tls import MutualTls, WorkerUnusable, check_worker
 from tff_experiments.command_line.arguments import check_number
 from tff_experiments.command_line.errors import UsageError
 from tff_experiments.data.partitions import PARTITIONS, check_partition  # noqa: F401  (the CLI's choices)
@@ -46,7 +47,7 @@ PARTITIONED_DATASETS = tuple(DEFAULT_PARTITIONS)
 # data folder for cifar10.
 DOWNLOADED_DATASETS = ("emnist", "cifar10", "cifar100")
 # Settings of how a run is run, not of its result: a resume may change them.
-RUN_ONLY = ("out", "progress", "workers", "checkpoint_every", "cache_dir")
+RUN_ONLY = ("out", "progress", "workers", "tls_ca", "tls_cert", "tls_key", "checkpoint_every", "cache_dir")
 
 
 @dataclasses.dataclass
@@ -82,6 +83,10 @@ class AsynchronousSettings:
     eval_every: Optional[float] = None  # default: horizon / 50
     checkpoint_every: int = 100
     workers: Optional[tuple] = None  # "host:port" addresses of TFF executor services
+    tls_ca: Optional[str] = None  # mutual TLS with the workers: the CA, our certificate and key
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    clients_per_group: Optional[int] = None  # local works per TFF client value (default: experiment's)
     progress: Optional[bool] = None
     cache_dir: Optional[str] = None  # where the downloaded data sets are (default: TFF's, TFDS's)
 
@@ -140,6 +145,20 @@ class AsynchronousSettings:
             self.workers = tuple(w.strip() for w in self.workers.split(",") if w.strip())
             if not self.workers or any(not _is_address(w) for w in self.workers):
                 raise UsageError("--workers takes host:port[,host:port...]")
+        check_number("clients_per_group", self.clients_per_group, low=1, integer=True)
+        try:
+            tls = MutualTls.from_flags(self.tls_ca, self.tls_cert, self.tls_key)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        if tls is not None:
+            if not self.workers:
+                raise UsageError("--tls-ca, --tls-cert and --tls-key secure the channels to --workers; give --workers")
+            self.tls_ca, self.tls_cert, self.tls_key = tls.ca, tls.cert, tls.key
+
+    @property
+    def tls(self):
+        """The ``MutualTls`` of ``--tls-ca/--tls-cert/--tls-key``, or ``None`` (plain channels)."""
+        return MutualTls(self.tls_ca, self.tls_cert, self.tls_key) if self.tls_ca else None
 
     def _check_data(self):
         """``--partition`` and ``--cache-dir`` fit ``--dataset``; sets the default partition."""
@@ -166,16 +185,17 @@ def _is_address(text):
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
-def check_workers(addresses, timeout=5.0):
-    """Raises ``UsageError`` unless a gRPC server answers at every address within ``timeout`` s."""
-    import grpc
+def check_workers(addresses, tls=None, timeout=5.0):
+    """Raises ``UsageError`` (one line naming the address and why) unless a TFF executor service
+    answers at every address within ``timeout`` s, through mutual TLS if ``tls``.
 
+    Args:
+      addresses: the ``--workers`` addresses.
+      tls: the settings' ``MutualTls``, or ``None``.
+      timeout: the seconds to wait for each worker.
+    """
     for address in addresses:
-        channel = grpc.insecure_channel(address)
         try:
-            grpc.channel_ready_future(channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            raise UsageError(f"--workers: no TFF executor service answers at {address} "
-                             f"(waited {timeout:g} s)") from None
-        finally:
-            channel.close()
+            check_worker(address, tls, timeout)
+        except WorkerUnusable as error:
+            raise UsageError(f"--workers: {error}") from None
