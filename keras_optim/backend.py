@@ -130,6 +130,21 @@ def densify(gradient):
     return gradient
 
 
+def with_variable_shape(gradient, variable):
+    """``gradient`` with its ``variable``'s static shape where TensorFlow's shape inference lost
+    dimensions on the way (a ``Dense`` layer applied to batches padded to a per-batch length
+    gives its kernel's gradient the static shape ``(None, 32)``); unchanged otherwise, and
+    unchanged if ``None`` or sparse. A gradient's size is its variable's: coordinate clipping
+    fixes its threshold's rank from these sizes when the step is traced."""
+    if gradient is None or is_sparse(gradient):
+        return gradient
+    try:
+        static = None not in tuple(gradient.shape)
+    except ValueError:  # a TensorFlow tensor of unknown rank
+        static = False
+    return gradient if static else ops.reshape(gradient, tuple(variable.shape))
+
+
 class _VariableSlots:
     """The slots interface of ``keras_optim.math.slots`` over one variable's statistics:
     writes go in place through the optimizer's ``assign_add`` / ``assign``."""

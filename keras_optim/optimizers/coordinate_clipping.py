@@ -26,7 +26,7 @@ import functools
 import threading
 
 from keras_optim.backend import (
-    KERAS3, OptimizerBase, densify, optimizer_name, register_serializable)
+    KERAS3, OptimizerBase, densify, optimizer_name, register_serializable, with_variable_shape)
 from keras_optim.math import coordinate_clip as clip_math
 
 if KERAS3:
@@ -99,10 +99,10 @@ class CoordinateClipMixin:
         """The threshold :math:`\\tau` of the last step (``None`` without clipping)."""
         return self._coordinate_clip_threshold
 
-    def _record_threshold(self, gradients):
+    def _record_threshold(self, grads_and_vars):
         if not self.coordinate_clip:
             return
-        gradients = [densify(g) for g in gradients if g is not None]
+        gradients = [with_variable_shape(densify(g), v) for g, v in grads_and_vars if g is not None]
         tau = global_threshold(
             gradients, self.coordinate_clip, self.clip_threshold_scale, self.clip_mode,
             self.iterations,
@@ -120,13 +120,13 @@ class CoordinateClipMixin:
 
         def _all_reduce_sum_gradients(self, grads_and_vars):
             grads_and_vars = super()._all_reduce_sum_gradients(grads_and_vars)
-            self._record_threshold([g for g, _ in grads_and_vars])
+            self._record_threshold(grads_and_vars)
             return grads_and_vars
 
     elif KERAS3:
 
         def _backend_update_step(self, grads, trainable_variables, learning_rate):
-            self._record_threshold(grads)
+            self._record_threshold(zip(grads, trainable_variables))
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     else:
@@ -135,7 +135,7 @@ class CoordinateClipMixin:
             # Not in `_clip_gradients`, which must stay a pure function of the gradients: it is
             # called on its own, before the optimizer is built (Keras' own tests do).
             grads_and_vars = list(grads_and_vars)
-            self._record_threshold([g for g, _ in grads_and_vars])
+            self._record_threshold(grads_and_vars)
             return super()._internal_apply_gradients(grads_and_vars)
 
     def get_config(self):
@@ -378,6 +378,9 @@ class CoordinateClipping(OptimizerBase):
                 with keras.name_scope(self.name, caller=self):
                     self.build(list(trainable_variables))
                 self.built = True
+            variables = (self.inner_optimizer._trainable_variables if trainable_variables is None
+                         else list(trainable_variables))
+            grads = [with_variable_shape(g, v) for g, v in zip(grads, variables)]
             # The wrapped optimizer clips in its `_clip_gradients` (see above).
             self.inner_optimizer.apply(grads, trainable_variables)
 
@@ -396,6 +399,7 @@ class CoordinateClipping(OptimizerBase):
         def apply_gradients(self, grads_and_vars, name=None, skip_gradients_aggregation=False,
                             **kwargs):
             # The wrapped optimizer all-reduces, then clips in its `_clip_gradients`.
+            grads_and_vars = [(with_variable_shape(g, v), v) for g, v in grads_and_vars]
             return self.inner_optimizer.apply_gradients(
                 grads_and_vars, name=name, skip_gradients_aggregation=skip_gradients_aggregation,
                 **kwargs,
