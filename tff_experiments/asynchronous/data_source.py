@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow_federated as tff
 
 from tff_experiments.asynchronous import schedule as schedule_lib
-from tff_experiments.asynchronous.local_data import LocalBatches
+from tff_experiments.asynchronous.local_data import LocalBatches, StepWorks
 from tff_experiments.data.in_memory import array_client_data
 from tff_experiments.data.synthetic_federated import synthetic_client_data_from_config
 from tff_experiments.program import checkpoints
@@ -37,8 +37,9 @@ class ScheduleDataSourceIterator(tff.program.FederatedDataSourceIterator):
         return self._source.federated_type
 
     def select(self, k=None):
-        """The next server step's local works: a list of ``(contribution, data)``, data the K
-        batches (a ``tf.data.Dataset``, or arrays ``(K, b, ...)`` when ``arrays``)."""
+        """The next server step's local works: a sequence of ``(contribution, data)``
+        (``StepWorks``: each work's data made when read), data the K batches (a
+        ``tf.data.Dataset``, or arrays ``(K, b, ...)`` when ``arrays``)."""
         step = self._source.schedule.steps[self.next_step]
         if k is not None and k != len(step.contributions):
             raise ValueError(f"server step {self.next_step} aggregates {len(step.contributions)} "
@@ -46,7 +47,7 @@ class ScheduleDataSourceIterator(tff.program.FederatedDataSourceIterator):
         local = self._source.local_batches
         batches = local.batch_arrays if self._source.arrays else local.dataset
         self.next_step += 1
-        return [(c, batches(c.client, c.work_index)) for c in step.contributions]
+        return StepWorks(step.contributions, batches)
 
     def to_bytes(self):
         source, local = self._source, self._source.local_batches

@@ -6,7 +6,12 @@ version :math:`\rho_i(n)` the client was sent (kept here until no pending work n
 batches of that work (``LocalBatches``, seeded by client and work index) and :math:`d_i`.
 TFF runs the local works as one ``federated_map`` and applies the server update; the new
 global model becomes version n+1. A step nobody contributes to (FedFix when no client is back)
-leaves the model as it is.
+leaves the model as it is. A step of more than ``works_per_call`` works of a grouped process runs
+in calls of that many works (``step_sums``), their sums added up here and applied by one last
+call (``apply_sums``): memory holds one part of the step at a time, each work's batches made
+when its part is packed. The result is the one-call step's up to the order of float additions
+(the sums of the parts are added in the model's dtype); a step of at most ``works_per_call``
+works is one ``next`` call, as before.
 
 Everything a step needs is in ``RunState`` (next step, TFF state, the live stale versions) or
 derived from the schedule and seeds, so a run restored from a checkpoint continues exactly as
@@ -18,9 +23,17 @@ import functools
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_federated as tff
 
-from tff_experiments.asynchronous.process import pack_client_values, work_data
+from tff_experiments.asynchronous.local_data import StepWorks
+from tff_experiments.asynchronous.process import pack_client_values, takes_arrays, work_data
+
+# Local works per TFF call of a grouped process: a call holds ~20 KB per work of Synthetic's
+# logistic model at once (its batches, their packed groups, TFF's copies in this process and in
+# its worker), so a FedFix step of 10^5 works in one call took 2 GB more, in calls of 4,096 works
+# ~0.1 GB; the call's fixed cost is paid once per 4,096 works.
+WORKS_PER_CALL = 4096
 
 
 @dataclasses.dataclass
@@ -37,12 +50,23 @@ class StepRecord:
 
 
 class AsynchronousDriver:
-    """Runs ``schedule`` with ``process`` (``build_stale_model_process``) on ``local_batches``."""
+    """Runs ``schedule`` with ``process`` (``build_stale_model_process``) on ``local_batches``.
 
-    def __init__(self, process, schedule, local_batches):
+    Args:
+      process: the server step, ``build_stale_model_process``.
+      schedule: the run's ``Schedule``.
+      local_batches: the clients' ``LocalBatches``.
+      works_per_call: the most local works of a grouped process per TFF call (see the module
+        docstring).
+    """
+
+    def __init__(self, process, schedule, local_batches, works_per_call=WORKS_PER_CALL):
         if local_batches.num_clients != len(schedule.importance):
             raise ValueError(f"the schedule has {len(schedule.importance)} clients, the data "
                              f"{local_batches.num_clients}")
+        if int(works_per_call) != works_per_call or works_per_call < 1:
+            raise ValueError(f"works_per_call must be an integer >= 1, got {works_per_call!r}")
+        self.works_per_call = int(works_per_call)
         self.process = process
         self.schedule = schedule
         self.local_batches = local_batches
@@ -64,9 +88,9 @@ class AsynchronousDriver:
     def run_step(self, run_state, works=None):
         """Runs server step ``run_state.next_step``; returns the new state and its record.
 
-        ``works``: the step's local works as ``(contribution, data)`` pairs, e.g. from
-        ``ScheduleDataSource``; by default their batches come from ``local_batches``. The one
-        server step of every run (``train_asynchronous_model``, the command line, ``run``).
+        ``works``: the step's local works as a sequence of ``(contribution, data)`` pairs, e.g.
+        from ``ScheduleDataSource``; by default their batches come from ``local_batches``. The
+        one server step of every run (``train_asynchronous_model``, the command line, ``run``).
 
         Args:
           run_state: the ``RunState`` before the step.
@@ -75,15 +99,28 @@ class AsynchronousDriver:
         n = run_state.next_step
         step = self.schedule.steps[n]
         if works is None:
-            batches = work_data(self.process, self.local_batches)
-            works = [(c, batches(c.client, c.work_index)) for c in step.contributions]
+            works = StepWorks(step.contributions, work_data(self.process, self.local_batches))
         process_state, metrics = run_state.process_state, None
-        if works:  # a step without work: the process would leave the state as it is; save the call
-            values = pack_client_values(
-                self.process, [(run_state.versions[c.sent_version], data, c.weight) for c, data in works])
-            output = self.process.next(process_state, values)
+        if len(works):  # a step without work: the process would leave the state as it is; save the call
+            output = self._step(run_state, works)
             process_state, metrics = output.state, output.metrics
         return self.advance(run_state, process_state), StepRecord(step, metrics)
+
+    def _step(self, run_state, works):
+        """The process' output of a step of ``works`` (one call, or parts and their sum)."""
+        state, size = run_state.process_state, self.works_per_call
+
+        def values(part):
+            return pack_client_values(
+                self.process, [(run_state.versions[c.sent_version], data, c.weight) for c, data in part])
+
+        if len(works) <= size or not takes_arrays(self.process):
+            return self.process.next(state, values(works[:]))
+        total = None
+        for start in range(0, len(works), size):
+            sums = self.process.step_sums(state, values(works[start:start + size]))
+            total = sums if total is None else tf.nest.map_structure(np.add, total, sums)
+        return self.process.apply_sums(state, *total)
 
     def advance(self, run_state, process_state):
         """The state after step ``run_state.next_step`` made ``process_state``."""

@@ -35,10 +35,12 @@ from tff_experiments.asynchronous.batched_model import batched_model
 from tff_experiments.asynchronous.group_values import group_value_type
 
 
-def grouped_works(model_fn, client_optimizer, client_work, model_weights_type, batched=True):
-    """``(CLIENTS type, local_works)`` with a group of local works per ``CLIENTS`` member;
-    ``local_works(state, clients)`` gives ``(aggregator output: sum_i d_i u_i @SERVER, number of
-    counted updates @SERVER, client-work metrics)``, as ``process._per_client_works``.
+def grouped_sums(model_fn, client_optimizer, client_work, model_weights_type, batched=True):
+    """``(CLIENTS type, local_sums, finalize)`` with a group of local works per ``CLIENTS`` member:
+    ``local_sums(state, clients)`` gives the groups' results summed, ``(sum_i d_i u_i, number of
+    counted updates, unfinalized metrics)``, each @SERVER; ``finalize``: the model's metric
+    finalizers (a computation of the summed unfinalized metrics). Sums of disjoint sets of works
+    add up to the sums of their union (``process``: a server step in several calls).
 
     Args:
       model_fn: the process' ``model_fn``.
@@ -57,19 +59,15 @@ def grouped_works(model_fn, client_optimizer, client_work, model_weights_type, b
         run_group = build_batched_group_computation(model, client_optimizer, hparams_type, group_type)
     else:
         run_group = _build_group_computation(model_fn, client_optimizer, hparams_type, group_type)
-    finalize = _finalizer(probe)
 
-    def local_works(state, clients):
+    def local_sums(state, clients):
         hparams = tff.federated_broadcast(state.client_work)
         # one sum of the groups' results (TFF costs per reduction and member): sum_i d_i u_i, the
-        # counted updates, the unfinalized metrics (then finalized: TFF's sum_then_finalize)
+        # counted updates, the unfinalized metrics (finalized once summed: TFF's sum_then_finalize)
         sums, counted, unfinalized = tff.federated_sum(tff.federated_map(run_group, (hparams, clients)))
-        aggregated = tff.templates.MeasuredProcessOutput(  # the groups' sums are already weighted
-            state=state.aggregator, result=sums, measurements=tff.federated_value((), tff.SERVER))
-        measurements = tff.federated_zip(collections.OrderedDict(train=tff.federated_map(finalize, unfinalized)))
-        return aggregated, counted, measurements
+        return sums, counted, unfinalized
 
-    return tff.FederatedType(group_type, tff.CLIENTS), local_works
+    return tff.FederatedType(group_type, tff.CLIENTS), local_sums, _finalizer(probe)
 
 
 _Probe = collections.namedtuple("_Probe", "input_spec unfinalized_type finalizers")

@@ -7,6 +7,8 @@ shuffled DataLoader), each of the K steps draws a fresh batch of
 the order of the steps: a resumed run repeats exactly what an uninterrupted one did, and two
 schemes give the same client the same data for its k-th work.
 """
+import collections.abc
+
 import numpy as np
 import tensorflow as tf
 
@@ -88,3 +90,29 @@ class LocalBatches:
         # batch() without drop_remainder leaves the batch dimension unknown (None), so every
         # client's data has the same TFF type whatever its batch size.
         return tf.data.Dataset.from_tensor_slices(examples).batch(indices.shape[1])
+
+
+class StepWorks(collections.abc.Sequence):
+    """The local works of a server step as ``(contribution, data)`` pairs, each work's data made
+    when the pair is read: a step of 10^5 works need not hold all its batches at once (the
+    driver reads them a part at a time).
+
+    Args:
+      contributions: the step's ``schedule.Contribution`` s.
+      batches: ``(client, work_index) -> data``, e.g. ``LocalBatches.batch_arrays``.
+    """
+
+    def __init__(self, contributions, batches):
+        self.contributions = tuple(contributions)
+        self._batches = batches
+
+    def __len__(self):
+        return len(self.contributions)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._pair(c) for c in self.contributions[index]]
+        return self._pair(self.contributions[index])
+
+    def _pair(self, contribution):
+        return contribution, self._batches(contribution.client, contribution.work_index)

@@ -33,6 +33,13 @@ Since there is no broadcast, the stale models arrive with the client data: ``nex
 by one TensorFlow call (``tff_experiments.asynchronous.group_work``). ``client_inputs`` builds
 either form.
 
+A grouped process also runs a server step in several calls, so that memory holds one part of a
+step's works at a time (``AsynchronousDriver`` does this for steps of many works):
+``step_sums(state, clients)`` returns the part's sums (:math:`\sum_i d_i u_i` over its works, the
+counted updates, the unfinalized metrics) and ``apply_sums(state, sums, counted, unfinalized)``,
+given the sums over all the parts, finishes the step as ``next`` would (the same result up to
+the order of float additions).
+
 A step in which no update counts (no client, or only zero weights and non-finite updates)
 leaves the whole state as it was, server optimizer state included: a momentum or Adam server
 optimizer would otherwise move the model on a zero update.
@@ -109,12 +116,23 @@ class WeightedSumFactory(tff.aggregators.WeightedAggregationFactory):
 
 
 class StaleModelProcess(tff.learning.templates.LearningProcess):
-    """A ``LearningProcess`` whose ``next`` takes the clients' stale models with their data;
-    ``clients_per_group``: None, or the most local works in one ``CLIENTS`` member."""
+    """A ``LearningProcess`` whose ``next`` takes the clients' stale models with their data.
 
-    def __init__(self, *args, clients_per_group=None, **kwargs):
+    Args:
+      *args: ``LearningProcess``'s.
+      clients_per_group: None, or the most local works in one ``CLIENTS`` member.
+      step_sums: None, or (grouped processes) the computation ``(state, clients) -> (sum_i d_i
+        u_i, counted updates, unfinalized metrics)`` of a part of a step's works.
+      apply_sums: None, or (grouped processes) the computation ``(state, sums, counted,
+        unfinalized) -> LearningProcessOutput`` that ends a step from its parts' summed sums.
+      **kwargs: ``LearningProcess``'s.
+    """
+
+    def __init__(self, *args, clients_per_group=None, step_sums=None, apply_sums=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.clients_per_group = clients_per_group
+        self.step_sums = step_sums
+        self.apply_sums = apply_sums
 
 
 def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn=None, *,
@@ -158,15 +176,22 @@ def build_stale_model_process(model_fn, client_optimizer_fn, server_optimizer_fn
         model_fn, client_optimizer_fn, client_weighting=tff.learning.ClientWeighting.UNIFORM)
     aggregator = WeightedSumFactory().create(model_weights_type.trainable, tff.TensorType(np.float32))
     finalizer = tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer_fn, model_weights_type)
+    init_fn = _build_init(initial_model_weights_fn, client_work, aggregator, finalizer)
+    server_update = _build_server_update(init_fn, finalizer)
+    parts = {}
     if clients_per_group is None:
         client_input_type, local_works = _per_client_works(client_work, aggregator, model_weights_type)
     else:
-        client_input_type, local_works = group_work.grouped_works(
+        client_input_type, local_sums, finalize = group_work.grouped_sums(
             model_fn, client_optimizer_fn, client_work, model_weights_type, batched=batched_groups)
-    init_fn = _build_init(initial_model_weights_fn, client_work, aggregator, finalizer)
-    next_fn = _build_next(init_fn, client_input_type, local_works, finalizer)
+
+        def local_works(state, clients):
+            return _summed_works_output(state, *local_sums(state, clients), finalize)
+
+        parts = _build_step_parts(init_fn, client_input_type, local_sums, finalize, server_update)
+    next_fn = _build_next(init_fn, client_input_type, local_works, server_update)
     accessors = _build_accessors(init_fn.type_signature.result.member, client_work, finalizer)
-    return StaleModelProcess(init_fn, next_fn, **accessors, clients_per_group=clients_per_group)
+    return StaleModelProcess(init_fn, next_fn, **accessors, clients_per_group=clients_per_group, **parts)
 
 
 def _per_client_works(client_work, aggregator, model_weights_type):
@@ -209,9 +234,45 @@ def _build_init(initial_model_weights_fn, client_work, aggregator, finalizer):
     return init_fn
 
 
-def _build_next(init_fn, client_input_type, local_works, finalizer):
-    """``next(state, clients)``: the local works, their weighted sum, the server optimizer; the
-    state stays as it was when no update counted."""
+def _summed_works_output(state, sums, counted, unfinalized, finalize):
+    """A grouped process' local works output (as ``_per_client_works``'s ``local_works``) from
+    their sums @SERVER."""
+    aggregated = tff.templates.MeasuredProcessOutput(  # the groups' sums are already weighted
+        state=state.aggregator, result=sums, measurements=tff.federated_value((), tff.SERVER))
+    measurements = tff.federated_zip(collections.OrderedDict(train=tff.federated_map(finalize, unfinalized)))
+    return aggregated, counted, measurements
+
+
+def _build_next(init_fn, client_input_type, local_works, server_update):
+    """``next(state, clients)``: the local works, their weighted sum, the server update."""
+
+    @tff.federated_computation(init_fn.type_signature.result, client_input_type)
+    def next_fn(state, clients):
+        return server_update(state, *local_works(state, clients))
+
+    return next_fn
+
+
+def _build_step_parts(init_fn, client_input_type, local_sums, finalize, server_update):
+    """``step_sums`` and ``apply_sums`` of a grouped process (see the module docstring)."""
+
+    @tff.federated_computation(init_fn.type_signature.result, client_input_type)
+    def step_sums(state, clients):
+        return local_sums(state, clients)
+
+    sums_type, counted_type, unfinalized_type = step_sums.type_signature.result
+
+    @tff.federated_computation(init_fn.type_signature.result, sums_type, counted_type, unfinalized_type)
+    def apply_sums(state, sums, counted, unfinalized):
+        return server_update(state, *_summed_works_output(state, sums, counted, unfinalized, finalize))
+
+    return dict(step_sums=step_sums, apply_sums=apply_sums)
+
+
+def _build_server_update(init_fn, finalizer):
+    """``server_update(state, aggregator output, counted, client measurements)``, inside a federated
+    computation: the server optimizer on the local works' weighted sum; the state stays as it
+    was when no update counted."""
     state_type = init_fn.type_signature.result.member
 
     @tff.tensorflow.computation(tff.TensorType(np.int32), state_type, state_type)
@@ -219,9 +280,7 @@ def _build_next(init_fn, client_input_type, local_works, finalizer):
         # No update counted: the step is not a step (the server optimizer's state stays too).
         return tf.nest.map_structure(lambda a, b: tf.where(counted > 0, a, b), updated, previous)
 
-    @tff.federated_computation(init_fn.type_signature.result, client_input_type)
-    def next_fn(state, clients):
-        aggregator_output, counted, client_measurements = local_works(state, clients)
+    def server_update(state, aggregator_output, counted, client_measurements):
         finalizer_output = finalizer.next(state.finalizer, state.global_model_weights, aggregator_output.result)
         updated = tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
             global_model_weights=finalizer_output.result,
@@ -239,7 +298,7 @@ def _build_next(init_fn, client_input_type, local_works, finalizer):
         ))
         return tff.learning.templates.LearningProcessOutput(new_state, metrics)
 
-    return next_fn
+    return server_update
 
 
 def _build_accessors(state_type, client_work, finalizer):
