@@ -18,10 +18,10 @@ from tests.tff.test_async_remote import ASYNC_FLAGS, fedfix_driver, final_weight
 from tests.tff.tls_workers import start_tls_worker, stop_tls_worker, wait_until  # noqa: E402
 from tff_experiments import runtime  # noqa: E402
 from tff_experiments.asynchronous.remote import local_worker_services, remote_execution  # noqa: E402
+from tff_experiments.asynchronous.cli import settings_from  # noqa: E402
 from tff_experiments.asynchronous.tls import MutualTls  # noqa: E402
+from tff_experiments.command_line.errors import UsageError  # noqa: E402
 
-pytestmark = pytest.mark.skipif(runtime.namespace_unavailable(True) is not None,
-                                reason=f"the TLS worker needs a private namespace: {runtime.namespace_unavailable(True)}")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,9 @@ def certificates(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_workers(certificates, tmp_path_factory):
+    unavailable = runtime.namespace_unavailable(private_network=True)
+    if unavailable is not None:
+        pytest.skip(f"the TLS worker needs a private namespace: {unavailable}")
     logs = tmp_path_factory.mktemp("worker_logs")
     workers, addresses = [], []
     try:
@@ -90,3 +93,18 @@ def test_a_client_without_a_certificate_gets_no_answer(certificates, tls_workers
             answer = b""
     assert answer == b"" and time.monotonic() - started < 5, "the worker answered a client without a certificate"
     assert wait_until(lambda: "peer did not return a certificate" in logs[1].read_text()), logs[1].read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tls-ca", "{ca}"], "--tls-cert, --tls-key missing"),
+    (["--tls-ca", "{ca}", "--tls-cert", "{driver_cert}", "--tls-key", "{tmp}/nothing.key"], "no readable file"),
+    (["--tls-ca", "{ca}", "--tls-cert", "{driver_cert}", "--tls-key", "{stranger_key}"], "--tls-ca/-cert/-key"),
+    (["--tls-ca", "{ca}", "--tls-cert", "{driver_cert}", "--tls-key", "{driver_key}"], "give --workers"),
+])
+def test_bad_tls_flags_are_one_line(flags, message, certificates, tmp_path):
+    """All three or none; readable files; a key that is the certificate's; only with --workers."""
+    flags = [f.format(tmp=tmp_path, **certificates) for f in flags]
+    workers = [] if message == "give --workers" else ["--workers", "localhost:1"]
+    with pytest.raises(UsageError) as error:
+        settings_from(ASYNC_FLAGS + workers + flags + ["--out", str(tmp_path / "out")])
+    assert message in str(error.value) and "\n" not in str(error.value)
