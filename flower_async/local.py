@@ -217,28 +217,35 @@ def _json(text):
     return json.loads(text[text.index("{"):])
 
 
-def register(public_key, env, processes, timeout=90.0):
-    """Registers a SuperNode's public key, retrying while the SuperLink starts.
+def register(public_keys, env, processes, timeout=90.0):
+    """Registers the SuperNodes' public keys (at once), retrying while the SuperLink starts.
 
     Args:
-      public_key: the key's path.
+      public_keys: the keys' paths.
       env: the environment.
       processes: the daemons (checked alive while waiting).
       timeout: seconds.
     """
-    end = time.monotonic() + timeout
-    while True:
-        done = flwr(["supernode", "register", str(public_key), CONNECTION, "--format", "json"], env, check=False)
-        try:
-            answer = _json(done.stdout)
-        except ValueError:
-            answer = {"success": False, "error-message": done.stdout + done.stderr}
-        if answer.get("success"):
-            return answer["node-id"]
-        processes.check_alive()
-        if time.monotonic() > end:
-            raise RuntimeError(f"could not register {public_key.name}: {answer.get('error-message')}")
-        time.sleep(2.0)
+    end, waiting = time.monotonic() + timeout, list(public_keys)
+    while waiting:
+        calls = [(key, subprocess.Popen(["flwr", "supernode", "register", str(key), CONNECTION, "--format", "json"],
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+                 for key in waiting]
+        failed = []
+        for key, call in calls:
+            output = call.communicate(timeout=120)[0]
+            try:
+                answer = _json(output)
+            except ValueError:
+                answer = {"success": False, "error-message": output}
+            if not answer.get("success"):
+                failed.append((key, answer.get("error-message")))
+        waiting = [key for key, _ in failed]
+        if waiting:
+            processes.check_alive()
+            if time.monotonic() > end:
+                raise RuntimeError(f"could not register {failed[0][0].name}: {failed[0][1]}")
+            time.sleep(2.0)
 
 
 def run_status(run_id, env):
@@ -288,8 +295,7 @@ def run_local(args):
             "--ssl-keyfile", str(credentials["key"]), "--enable-supernode-auth",
             "--disable-runtime-dependency-installation", "--host", "127.0.0.1", "--port", str(port),
             "--database", str(out / "superlink.db")], logs / "superlink.log", env)
-        for k in range(args.nodes):
-            register(credentials[f"node-{k}.pub"], env, processes)
+        register([credentials[f"node-{k}.pub"] for k in range(args.nodes)], env, processes)
         sleeps = [args.sleep[k % len(args.sleep)] for k in range(args.nodes)]
         for k in range(args.nodes):
             processes.start(f"SuperNode {k}", [
