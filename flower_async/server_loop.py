@@ -93,7 +93,20 @@ def wait_for_nodes(grid, count, timeout):
         time.sleep(1.0)
 
 
-def serve(grid, settings, progress=print):
+def train_message(content, node, group):
+    """Flower's ``Message`` of a local work for ``node`` (inside a ServerApp's run).
+
+    Args:
+      content: the ``RecordDict``.
+      node: the node's id.
+      group: the group id (the model version).
+    """
+    from flwr.app import Message
+
+    return Message(content=content, dst_node_id=node, message_type="train", group_id=group)
+
+
+def serve(grid, settings, progress=print, new_message=train_message):
     """Runs the scheme until ``settings.aggregations`` steps are made; returns the final weights
     and the task (the run's output folder holds the rest, see ``run_log``).
 
@@ -101,8 +114,9 @@ def serve(grid, settings, progress=print):
       grid: Flower's ``Grid`` (the ServerApp's).
       settings: the run's ``Settings``.
       progress: called with a line per step.
+      new_message: makes a message ``(content, node, group id)`` (``train_message``).
     """
-    from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+    from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
     task = tasks.build_task(settings)
     log = RunLog(settings.out)
@@ -138,8 +152,7 @@ def serve(grid, settings, progress=print):
     def send(node):
         content = RecordDict({"arrays": ArrayRecord([np.asarray(w) for w in weights]),
                               "config": ConfigRecord({"version": rule.version, "work": works[node]})})
-        message = Message(content=content, dst_node_id=node, message_type="train", group_id=str(rule.version))
-        (message_id,) = grid.push_messages([message])
+        (message_id,) = grid.push_messages([new_message(content, node, str(rule.version))])
         rule.started(node)
         in_flight[message_id] = (node, rule.version, now())
         works[node] += 1
