@@ -250,8 +250,11 @@ class SlotOptimizer(OptimizerBase):
         if KERAS3:
             if same_dtype:
                 return self.add_variable_from_reference(variable, name)
+            # The variable's layout, as `add_variable_from_reference` gives it: under a
+            # distribution (JAX's `ModelParallel`) a slot is sharded as its variable.
             path = getattr(variable, "path", variable.name).replace("/", "_").replace(":", "_")
-            return self.add_variable(shape=variable.shape, dtype=dtype, name=f"{path}_{name}")
+            return self.add_variable(shape=variable.shape, dtype=dtype, name=f"{path}_{name}",
+                                     layout=getattr(variable, "_layout", None))
         if same_dtype:
             return self.add_variable_from_reference(variable, name)
         return self.add_variable(
