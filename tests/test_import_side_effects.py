@@ -22,7 +22,7 @@ PROBE = r'''
 import ast, atexit, faulthandler, importlib, importlib.util, json, logging, os, pkgutil, signal, sys
 import threading, warnings
 
-PACKAGES = ("keras_optim", "tff_experiments")
+PACKAGES = ("keras_optim", "tff_experiments", "flower_async")
 
 
 def project_modules():
