@@ -1,15 +1,15 @@
 """What mutual TLS costs a run on TFF executor services: client updates per second of FedFix at
-M clients on two workers reached through plain gRPC (``worker_binary`` on localhost ports), then
+M clients on two workers reached through plain gRPC (``worker_binary`` on localhost ports) and
 on two workers reached only through mutual TLS (``python -m tff_experiments.asynchronous.worker``,
-certificates made for the run), same process, same data, same schedule; prints both rates and
-their ratio.
+certificates made for the run); same process, data and schedule, the two in turns (the whole
+horizon each time, until each has ``--min-seconds`` of stepping, so that both see the same
+drift of a shared machine's load); prints both rates and their ratios.
 
 Setting: Synthetic(1, 1), multinomial logistic regression, scenario F-80, horizon 1, one local
 step of SGD on a batch of 10, FedFix delta-t = 0.5 (``benchmarks/async_scale.py``'s), the
-command line's group size (``CLIENTS_PER_GROUP``). One warm-up step traces the computation; then
-the whole horizon runs again until ``--min-seconds`` of stepping. "CPU ms/upd": CPU seconds of
-this process and its children (the workers) per update, which a shared machine's load inflates
-less than the wall-clock rate.
+command line's group size (``CLIENTS_PER_GROUP``). One warm-up step on each set of workers
+traces the computation. "CPU ms/upd": CPU seconds of this process and its children (both sets
+of workers) per update, which a shared machine's load inflates less than the wall-clock rate.
 
     .venv-tff/bin/python benchmarks/remote_tls.py --clients 1000
 """
@@ -67,7 +67,7 @@ def main():
     from tff_experiments.asynchronous import (AsynchronousDriver, ClientTimes, LocalBatches, build_schedule,
                                               build_stale_model_process, client_importance)
     from tff_experiments.asynchronous.experiment import CLIENTS_PER_GROUP
-    from tff_experiments.asynchronous.remote import local_worker_services, remote_execution
+    from tff_experiments.asynchronous.remote import local_worker_services, remote_context
     from tff_experiments.data.synthetic_federated import synthetic_client_data
 
     m = args.clients
@@ -82,26 +82,34 @@ def main():
     print(f"FedFix, M = {m}: {len(schedule)} steps of {[len(s.contributions) for s in schedule.steps]} local works, "
           f"groups of {CLIENTS_PER_GROUP}, two workers")
     print(f"{'channels':10} {'updates/s':>10} {'CPU ms/upd':>11} {'updates':>8} {'seconds':>8}")
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
+        plain = stack.enter_context(local_worker_services(2))
+        secure, tls = _tls_workers(stack, Path(folder))
+        modes = {"plain": remote_context(plain), "TLS": remote_context(secure, tls=tls)}
+        totals = {name: [0, 0.0, 0.0] for name in modes}  # updates, seconds, CPU seconds
+        for name, (context, _) in modes.items():
+            with tff.framework.get_context_stack().install(context):
+                driver.run(stop=1)  # traces the computation on these workers
+        # the two modes in turns, the whole horizon each time: a shared machine's load drifts
+        # over minutes, and both modes see the same drift
+        while min(seconds for _, seconds, _ in totals.values()) < args.min_seconds:
+            for name, (context, _) in modes.items():
+                with tff.framework.get_context_stack().install(context):
+                    begin, cpu = time.perf_counter(), _cpu_seconds()
+                    run_state = driver.initial_state()
+                    while run_state.next_step < len(schedule):
+                        run_state, record = driver.run_step(run_state)
+                        totals[name][0] += len(record.step.contributions)
+                    totals[name][1] += time.perf_counter() - begin
+                    totals[name][2] += _cpu_seconds() - cpu
+        for name, (_, usage) in modes.items():
+            assert all(served["groups"] for served in usage.values()), f"a {name} worker got no work: {usage}"
     rates = {}
-    for name in ("plain", "TLS"):
-        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
-            if name == "plain":
-                addresses, tls = stack.enter_context(local_worker_services(2)), None
-            else:
-                addresses, tls = _tls_workers(stack, Path(folder))
-            usage = stack.enter_context(remote_execution(addresses, tls=tls))
-            driver.run(stop=1)  # traces the computation on the workers
-            updates, begin, cpu = 0, time.perf_counter(), _cpu_seconds()
-            while updates == 0 or time.perf_counter() - begin < args.min_seconds:
-                run_state = driver.initial_state()
-                while run_state.next_step < len(schedule):
-                    run_state, record = driver.run_step(run_state)
-                    updates += len(record.step.contributions)
-            seconds, cpu = time.perf_counter() - begin, _cpu_seconds() - cpu
-            assert all(served["groups"] for served in usage.values()), f"a worker got no work: {usage}"
+    for name, (updates, seconds, cpu) in totals.items():
         rates[name] = updates / seconds
-        print(f"{name:10} {rates[name]:10.0f} {1000 * cpu / updates:11.2f} {updates:8d} {seconds:8.1f}", flush=True)
-    print(f"TLS / plain updates per second: {rates['TLS'] / rates['plain']:.2f}x")
+        print(f"{name:10} {rates[name]:10.0f} {1000 * cpu / updates:11.2f} {updates:8d} {seconds:8.1f}")
+    print(f"TLS / plain updates per second: {rates['TLS'] / rates['plain']:.2f}x; CPU per update: "
+          f"{totals['TLS'][2] / totals['TLS'][0] / (totals['plain'][2] / totals['plain'][0]):.2f}x")
 
 
 if __name__ == "__main__":

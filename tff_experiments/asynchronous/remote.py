@@ -170,13 +170,26 @@ def remote_execution(addresses, tls=None, ready_timeout=60.0, reconnect_seconds=
       reconnect_seconds: how long a call waits for a lost service to come back before it
         raises ``WorkerLost`` (one line naming the address).
     """
+    context, usage = remote_context(addresses, tls, ready_timeout, reconnect_seconds)
+    with tff.framework.get_context_stack().install(context):
+        yield usage
+
+
+def remote_context(addresses, tls=None, ready_timeout=60.0, reconnect_seconds=RECONNECT_SECONDS):
+    """The TFF context of ``remote_execution`` and its usage record, not installed (to install
+    it when needed: ``tff.framework.get_context_stack().install(context)``).
+
+    Args:
+      addresses: as ``remote_execution``'s.
+      tls: as ``remote_execution``'s.
+      ready_timeout: as ``remote_execution``'s.
+      reconnect_seconds: as ``remote_execution``'s.
+    """
     if not addresses:
         raise ValueError("remote execution needs at least one worker address")
     usage = {address: {"calls": 0, "groups": 0} for address in addresses}
     contexts = [_worker_context(a, tls, ready_timeout, reconnect_seconds, usage[a]) for a in addresses]
-    context = tff.backends.native.create_mergeable_comp_execution_context(contexts)
-    with tff.framework.get_context_stack().install(context):
-        yield usage
+    return tff.backends.native.create_mergeable_comp_execution_context(contexts), usage
 
 
 def stop(processes, timeout=5.0):
