@@ -38,7 +38,7 @@ class Decision:
     """What a rule decides on a return or a tick.
 
     Attributes:
-      steps: the ``ServerStep``\ s to make now, in order (weights set unless the policy's
+      steps: the server steps (``ServerStep``) to make now, in order (weights set unless the policy's
         client weights are only known after the run: FedBuff's ``weight`` on the virtual clock).
       freed: the clients whose slots are free now, in order: they (or, in a population, as
         many clients drawn from the idle ones) start from the model after ``steps``.
@@ -71,7 +71,7 @@ class Weighting:
 
         Args:
           index: n, the step.
-          contributions: the step's ``Contribution``\ s.
+          contributions: the step's ``Contribution`` objects.
         """
         if self.policy == "weight":
             if self.client_weights is None:
