@@ -53,6 +53,19 @@ DATASET_TITLES = {"synthetic": "Synthetic(1, 1)", "mnist": "MNIST"}
 POLICIES = ("weight", "identical", "staleness")
 
 
+def color_of(label, labels):
+    """The family's color; several schemes of one family (FedFix-0.2, -0.5, -0.8) go from its light
+    to its dark shade, in the order given."""
+    from matplotlib.colors import to_rgb
+
+    kin = [other for other in labels if family(other) == family(label)]
+    base = np.array(to_rgb(COLORS[family(label)]))
+    if len(kin) == 1:
+        return tuple(base)
+    shade = kin.index(label) / (len(kin) - 1)  # 0 light ... 1 dark
+    return tuple(base + (0.45 - 0.9 * shade) * np.where(shade < 0.5, 1.0 - base, base))
+
+
 def split_policy(label):
     """'FedBuff-5-identical' -> ('FedBuff-5', 'identical'); a label without a policy suffix runs the
     command line's default policy (None)."""
@@ -239,7 +252,7 @@ def plot(args, clients, runs):
             if r is None:
                 continue
             t = [x["time"] for x in r["rows"]]
-            style = dict(color=COLORS[family(label)], lw=1.4, ls=LINESTYLES[split_policy(label)[1]],
+            style = dict(color=color_of(label, args.schemes), lw=1.4, ls=LINESTYLES[split_policy(label)[1]],
                          label=f"{label} (lr {r['config']['client_lr']:g})")
             axes[0, col].plot(t, [x["federated_accuracy"] for x in r["rows"]], **style)
             axes[1, col].plot(t, [x["federated_loss"] for x in r["rows"]], **style)
@@ -248,7 +261,8 @@ def plot(args, clients, runs):
                 r = runs.get((scenario, label))
                 if r is not None and "surrogate_loss" in r["rows"][0]:
                     axes[2, col].plot([x["time"] for x in r["rows"]], [x["surrogate_loss"] for x in r["rows"]],
-                                      color=COLORS[family(label)], lw=1.4, ls=LINESTYLES[split_policy(label)[1]],
+                                      color=color_of(label, args.schemes), lw=1.4,
+                                      ls=LINESTYLES[split_policy(label)[1]],
                                       label=label)
             axes[2, col].set_ylabel(r"surrogate loss $\sum_i r_i F_i$")
             axes[2, col].set_yscale("log")

@@ -46,10 +46,13 @@ async_policy() {
     # Fraboni et al.'s own MNIST experiment: M = 10 clients, F-80, one local step (n_SGD = 1),
     # batch 64, the authors' Dirichlet(0.1) split (seed 42), async FedAvg with the weight policy
     # (optimizes sum_i p_i F_i) against the identical one (optimizes the surrogate sum_i r_i F_i).
+    # Their three splits: one class per client (alpha 0), Dirichlet(0.1), i.i.d. (alpha 10,000).
     # T = 30 and one learning rate (0.02) instead of their learning-rate grid.
-    "$TFF" examples/async_synthetic_comparison.py --dataset mnist --alpha 0.1 --seed 42 --clients 10 \
-        --horizon 30 --scenarios F-80 --local-steps 1 --schemes Async Async-identical \
-        --lr Async=0.02 --out "$OUT/async_mnist_policy" --name async_mnist_policy --figures docs/img
+    for alpha in 0 0.1 10000; do
+        "$TFF" examples/async_synthetic_comparison.py --dataset mnist --alpha "$alpha" --seed 42 --clients 10 \
+            --horizon 30 --scenarios F-80 --local-steps 1 --schemes Async Async-identical --lr Async=0.02 \
+            --out "$OUT/async_mnist_policy/alpha$alpha" --name "async_mnist_policy_alpha$alpha" --figures docs/img
+    done
 }
 
 optimizers() {
