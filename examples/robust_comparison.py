@@ -55,6 +55,7 @@ ATTACK_LABELS = {
     "mimic": "mimic",
 }
 CEILING = "D-SGD f=0"
+DATASET_TITLES = {"digits": "digits", "mnist": "MNIST"}
 
 
 def run_name(alpha, attack, label):
@@ -359,7 +360,8 @@ def plot(records, alphas, attacks, rules, figures_dir, prefix, curve="mean", dat
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
         n, f = chosen[0]["settings"]["num_machines"], max(r["settings"]["num_byzantine"] for r in chosen)
-        fig.suptitle(f"{dataset}, n = {n}, f = {f}, Dirichlet alpha = {alpha:g}", fontsize=10)
+        fig.suptitle(f"{DATASET_TITLES.get(dataset, dataset)}, n = {n}, f = {f}, Dirichlet alpha = {alpha:g}",
+                     fontsize=10)
         fig.tight_layout(rect=(0, 0.08, 1, 0.95))
         path = os.path.join(figures_dir, f"{prefix}alpha{alpha:g}.png")
         fig.savefig(path, dpi=110)
