@@ -9,7 +9,7 @@ of the whole process tree (the command line, its private namespace's run and TFF
 whole run; "updates": the local works it aggregated (``updates.csv``); "CPU ms/upd": CPU seconds
 of the tree per update, the figure a shared machine's load does not inflate.
 
-Default setting: FedFix, delta-t 0.5, horizon 1, every client training (the issue's command);
+Default setting: FedFix, delta-t 0.5, horizon 1, every client training;
 ``--concurrency C`` runs a population of which at most C train at once (the FedBuff paper's
 P = 342,477, C = 1,000). ``--results FILE`` adds the rows to a JSON file of rows (one series per
 setting), ``--plot`` draws peak memory and time per update against the clients, one line per
@@ -19,7 +19,9 @@ series of the file (or of this run).
     .venv-tff/bin/python benchmarks/population_memory.py --clients 1000 10000 --plot ''
     .venv-tff/bin/python benchmarks/population_memory.py --clients 1000 10000 100000 --results rows.json
     .venv-tff/bin/python benchmarks/population_memory.py --clients 342477 --algorithm fedbuff-keep-training \\
-        --concurrency 1000 --horizon 5 --extra="--buffer-size 10 --policy staleness" --results rows.json
+        --concurrency 1000 --horizon 5 --extra="--buffer-size 10 --policy staleness --server-lr 0.1" \\
+        --results rows.json
+    .venv-tff/bin/python benchmarks/population_memory.py --clients --results rows.json   # plot only
 """
 import argparse
 import csv
@@ -109,7 +111,8 @@ def plot(rows, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument("--clients", type=int, nargs="*", default=list(CLIENTS),
+                        help="populations to run, a row each (none: only plot --results)")
     parser.add_argument("--algorithm", default="fedfix")
     parser.add_argument("--delta-t", type=float, default=0.5, help="FedFix's (default 0.5)")
     parser.add_argument("--horizon", type=float, default=1.0)

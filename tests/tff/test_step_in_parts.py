@@ -104,7 +104,7 @@ def test_a_step_in_parts_equals_the_step_in_one_call(setting, works_per_call):
 
 def test_a_part_of_zero_weights_adds_nothing(setting):
     """Parts whose works all have weight 0 count no update; the step is the counted parts'."""
-    local, process, schedule = setting
+    local, process, _ = setting
     state = process.initialize()
     w = state.global_model_weights
     batches = local.batch_arrays
