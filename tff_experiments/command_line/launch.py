@@ -237,8 +237,8 @@ def launch(run, settings, *, module, argv, isolate, private_network=True):
             unavailable = runtime.namespace_unavailable(private_network)
             if unavailable is None:
                 if not private_network:
-                    warn("remote workers need the real network: TFF's local executor service listens on all "
-                         "interfaces during the run; keep the workers on a network you control (docs/async_fl.md)")
+                    warn("remote workers need the real network: the run keeps its PID namespace, not the network "
+                         "one; workers without mutual TLS serve anyone who reaches their ports (docs/async_fl.md)")
                 os.environ[LOCK_FD_ENV] = str(lock.fd)
                 try:
                     argv = sys.argv[1:] if argv is None else list(argv)
