@@ -63,6 +63,9 @@ optimizers() {
         --optimizers SGD-momentum "SGD-momentum + clip" Adam "Adam + clip" AdaBelief diffGrad \
         --out "$OUT/optimizers_mnist"
     cp "$OUT/optimizers_mnist/mnist_comparison.png" docs/img/opt_mnist_comparison.png
+    # AdaBelief with the epsilon of the authors' later releases (1e-16), as on digits
+    "$KERAS" -m examples.digits_comparison --dataset mnist --epochs 10 --decay-epoch 8 --seeds 3 \
+        --optimizers AdaBelief --adabelief-epsilon 1e-16 --out "$OUT/optimizers_mnist_eps16"
 }
 
 case "${1:-all}" in
