@@ -374,12 +374,13 @@ class CoordinateClipping(OptimizerBase):
             return self.inner_optimizer.scale_loss(loss)
 
         def apply(self, grads, trainable_variables=None):
-            if not self.built and trainable_variables is not None:
-                with keras.name_scope(self.name, caller=self):
-                    self.build(list(trainable_variables))
-                self.built = True
-            variables = (self.inner_optimizer._trainable_variables if trainable_variables is None
-                         else list(trainable_variables))
+            if trainable_variables is not None:
+                trainable_variables = list(trainable_variables)
+                if not self.built:
+                    with keras.name_scope(self.name, caller=self):
+                        self.build(trainable_variables)
+                    self.built = True
+            variables = trainable_variables or self.inner_optimizer._trainable_variables
             grads = [with_variable_shape(g, v) for g, v in zip(grads, variables)]
             # The wrapped optimizer clips in its `_clip_gradients` (see above).
             self.inner_optimizer.apply(grads, trainable_variables)

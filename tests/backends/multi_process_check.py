@@ -36,7 +36,8 @@ STEPS, BATCH, PROCESSES = 5, 16, 2
 
 def data():
     rng = np.random.default_rng(0)
-    return rng.normal(size=(BATCH, 3)).astype("float32"), rng.normal(size=(BATCH, 2)).astype("float32")
+    x, y = rng.normal(size=(BATCH, 3)), rng.normal(size=(BATCH, 2))
+    return x.astype("float32"), y.astype("float32")
 
 
 def trained(make_optimizer, x, y):
@@ -45,7 +46,8 @@ def trained(make_optimizer, x, y):
     rng = np.random.default_rng(1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
                               keras.layers.Dense(2)])
-    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5 for w in model.get_weights()])
+    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
     model.compile(optimizer=make_optimizer(), loss="mse")
     model.fit(x, y, batch_size=len(x), epochs=STEPS, shuffle=False, verbose=0)
     # Replicated over both processes' devices: this process's copy.

@@ -40,14 +40,16 @@ STEPS, BATCH = 5, 16
 
 def data():
     rng = np.random.default_rng(0)
-    return rng.normal(size=(BATCH, 3)).astype("float32"), rng.normal(size=(BATCH, 2)).astype("float32")
+    x, y = rng.normal(size=(BATCH, 3)), rng.normal(size=(BATCH, 2))
+    return x.astype("float32"), y.astype("float32")
 
 
 def new_model():
     rng = np.random.default_rng(1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
                               keras.layers.Dense(2)])
-    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5 for w in model.get_weights()])
+    model.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
     return model
 
 
@@ -86,7 +88,8 @@ def train_fit(model, optimizer, x, y, strategy=None):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).repeat(STEPS)
     if strategy is not None:  # each worker keeps its half of every global batch
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = policy
         dataset = dataset.with_options(options)
     model.fit(dataset, epochs=1, steps_per_epoch=STEPS, verbose=0)
 
