@@ -91,20 +91,20 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (memory, cost) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (memory, cost) = plt.subplots(1, 2, figsize=(11, 4.6))
     for setting in dict.fromkeys(r["setting"] for r in rows):
         series = sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["clients"])
         clients = [r["clients"] for r in series]
-        memory.plot(clients, [r["peak_mb"] / 1024 for r in series], "o-", label=setting)
-        cost.plot(clients, [r["cpu_ms"] for r in series], "o-", label=setting)
-    memory.set(xscale="log", xlabel="clients", ylabel="peak memory of the run (GB)", ylim=(0, None))
+        memory.plot(clients, [r["peak_mb"] for r in series], "o-", label=setting)
+        cost.plot(clients, [r["cpu_ms"] for r in series], "o-")
+    memory.set(xscale="log", xlabel="clients", ylabel="peak memory of the run (MB)", ylim=(0, None))
     cost.set(xscale="log", xlabel="clients", ylabel="CPU ms per client update (whole run)", ylim=(0, None))
-    memory.legend(fontsize=8)
     for axes in (memory, cost):
         axes.grid(True, which="both", alpha=0.3)
     fig.suptitle("python -m tff_experiments.asynchronous on Synthetic(1, 1), logistic, F-80, 1 SGD step on 10 "
                  "examples", fontsize=10)
-    fig.tight_layout()
+    fig.legend(loc="lower center", fontsize=8, ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
 
