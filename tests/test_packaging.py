@@ -37,7 +37,7 @@ def wheel(tmp_path_factory):
     source.mkdir()
     for name in ("setup.py", "README.md"):
         shutil.copy(os.path.join(ROOT, name), source / name)
-    for package in ("keras_optim", "tff_experiments"):
+    for package in ("keras_optim", "tff_experiments", "flower_async"):
         shutil.copytree(os.path.join(ROOT, package), source / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     out = _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp / "dist"),
@@ -67,9 +67,9 @@ def test_wheel_requires_keras_and_numpy_only(wheel):
         re.search(r'extra == "([^"]+)"', r).group(1)
         for r in requirements if _name(r) == "tensorflow"
     }
-    assert tensorflow_extras == {"tensorflow", "federated"}, requirements
+    assert tensorflow_extras == {"tensorflow", "federated", "flower"}, requirements
     extras = {re.search(r'extra == "([^"]+)"', r).group(1) for r in requirements if "extra ==" in r}
-    assert {"tensorflow", "jax", "torch", "federated", "test", "examples"} <= extras
+    assert {"tensorflow", "jax", "torch", "federated", "flower", "test", "examples"} <= extras
 
 
 def test_wheel_installs_here_and_trains(wheel, tmp_path):
