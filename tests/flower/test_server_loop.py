@@ -137,3 +137,16 @@ def test_a_restarted_server_resumes_from_its_checkpoint(tmp_path):
     # the second server sent version 3 to every node: replay the first run's updates, then these
     for got, want in zip(weights, replay(second, [grid_one, grid_two])):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_weight_policy_uses_the_schemes_formula_with_the_nodes_estimated_times(tmp_path):
+    settings = settings_for(tmp_path, algorithm="async", policy="weight", importance="uniform", aggregations=8)
+    serve(DelayGrid(settings, {101: 0.05, 202: 0.15, 303: 0.3}), settings, progress=lambda line: None,
+          new_message=fake_message)
+    seen = {}
+    for row in rows(tmp_path / "server" / "updates.csv"):
+        seen.setdefault(row["node"], []).append(float(row["round_trip"]))
+        tau = {node: np.mean(times) for node, times in seen.items()}
+        # async FedAvg: d_i = (sum_j 1/tau_j) tau_i p_i over the nodes heard from, p uniform
+        want = sum(1 / t for t in tau.values()) * tau[row["node"]] / len(tau)
+        assert float(row["weight"]) == pytest.approx(want, rel=0.02)
