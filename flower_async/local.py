@@ -71,7 +71,10 @@ def run_config(args, server_out):
         if not sep:
             raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
         values[key.strip()] = value.strip()
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: tomli, a Flower dependency
+        import tomli as tomllib
 
     parsed = tomllib.loads("\n".join(f"{k} = {v}" for k, v in values.items()))
     Settings.from_run_config(parsed)  # a wrong setting fails here, before anything starts
