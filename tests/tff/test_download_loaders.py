@@ -177,3 +177,44 @@ def test_asynchronous_cli_reads_the_cache_dir(dataset, model, tmp_path):
     keras_model = tf.keras.models.load_model(out / "model" / "model.keras")
     shape, classes = ((28, 28, 1), 10) if dataset == "emnist" else ((32, 32, 3), 100)
     assert keras_model.input_shape == (None,) + shape and keras_model.output_shape == (None, classes)
+
+
+def prepared_tfds_cifar10(data_dir, train=12, test=6, seed=2):
+    """A CIFAR-10 prepared in ``data_dir`` by TFDS' own builder and writer, from generated images
+    (the builder's split generators replaced: no download); returns ``{split: (images, labels)}``."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    rng = np.random.default_rng(seed)
+    raw = {split: (rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, size=n))
+           for split, n in (("train", train), ("test", test))}
+    builder = tfds.builder("cifar10", data_dir=str(data_dir))
+
+    def examples(split):
+        for i, (image, label) in enumerate(zip(*raw[split])):
+            yield f"{split}_{i:05d}", {"id": f"{split}_{i:05d}", "image": image, "label": int(label)}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(builder), "_split_generators", lambda self, dl_manager: {
+            "train": examples("train"), "test": examples("test")})
+        builder.download_and_prepare()
+    return raw
+
+
+def test_asynchronous_cli_reads_a_prepared_tfds_cifar10(tmp_path):
+    data_dir = tmp_path / "tfds"
+    raw = prepared_tfds_cifar10(data_dir)
+    x_train, y_train, x_test, y_test = real.load_cifar10_split(data_dir=str(data_dir))
+    # TFDS' reader may shuffle the file's order: the same examples as a set, scaled by 1/255.
+    order = lambda x, y: sorted(zip(y.tolist(), (x.reshape(len(x), -1) * 255).round().astype(int).tolist()))  # noqa: E731
+    assert order(x_train, y_train) == order(raw["train"][0].astype(np.float32) / 255, raw["train"][1])
+    assert order(x_test, y_test) == order(raw["test"][0].astype(np.float32) / 255, raw["test"][1])
+    out = tmp_path / "out"
+    stdout = run_cli(TINY + ["--dataset", "cifar10", "--model", "cnn", "--partition", "extreme",
+                             "--cache-dir", str(data_dir), "--out", str(out)])
+    assert "server steps to virtual time 2.00" in stdout
+    rows = (out / "metrics.csv").read_text().splitlines()
+    column = rows[0].split(",").index("test_accuracy")
+    for row in rows[1:]:  # evaluated on the 6 test images
+        correct = float(row.split(",")[column]) * len(raw["test"][1])
+        assert abs(correct - round(correct)) < 1e-6
+    keras_model = tf.keras.models.load_model(out / "model" / "model.keras")
+    assert keras_model.input_shape == (None, 32, 32, 3) and keras_model.output_shape == (None, 10)
