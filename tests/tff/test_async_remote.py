@@ -3,6 +3,7 @@ started and stopped here): the local result, bit for bit when no step is split a
 workers and to float rounding when one is; what each worker served; a lost worker ends the run
 in one line, and the same command resumes once it is back."""
 import json
+import threading
 import time
 
 import numpy as np
@@ -70,6 +71,28 @@ def test_split_steps_give_the_local_result_to_float_rounding(addresses):
     assert all(served["groups"] > 0 for served in usage.values()), f"a worker got no work: {usage}"
     for g, w in zip(got, want):
         # the sum of the groups' updates is reassociated (per worker, then merged): float32 rounding
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+
+
+def test_a_worker_back_within_the_wait_does_not_end_the_run():
+    """Killed between two steps and started again on its port 2 s later: the next step waits for
+    it (TFF repeats the call) and the run ends with the result of a run without the loss."""
+    driver = fedfix_driver(clients_per_group=2)
+    want = final_weights(driver)
+    ports = [portpicker.pick_unused_port() for _ in range(2)]
+    workers = [start_worker_binary(port) for port in ports]
+    try:
+        with remote_execution([f"localhost:{p}" for p in ports]) as usage:
+            state = driver.run(stop=2)
+            stop(workers[:1])
+            restart = threading.Timer(2.0, lambda: workers.__setitem__(0, start_worker_binary(ports[0])))
+            restart.start()
+            got = [np.asarray(w) for w in driver.run(state).process_state.global_model_weights.trainable]
+            restart.join()
+        assert all(served["groups"] > 0 for served in usage.values()), usage
+    finally:
+        stop(workers)
+    for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
 
 
