@@ -22,15 +22,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import keras  # noqa: E402
 
-import keras_optim  # noqa: E402
+from tests import distributed_cases  # noqa: E402
 
-OPTIMIZERS = {
-    "AdaBelief": lambda: keras_optim.AdaBelief(learning_rate=0.01),
-    "DiffGrad": lambda: keras_optim.DiffGrad(learning_rate=0.01),
-    "Adam(coordinate_clip=0.1)": lambda: keras_optim.Adam(learning_rate=0.01, coordinate_clip=0.1),
-    "CoordinateClipping(keras SGD)": lambda: keras_optim.CoordinateClipping(
-        keras.optimizers.SGD(learning_rate=0.05, momentum=0.9), 0.2),
-}
+OPTIMIZERS = distributed_cases.optimizers(keras)
 STEPS, BATCH, PROCESSES = 5, 16, 2
 
 

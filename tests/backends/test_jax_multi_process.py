@@ -8,13 +8,14 @@ import os
 import pytest
 
 from keras_optim.backend import KERAS3, keras
+from tests import distributed_cases
 from tests.processes import free_ports, run_python
 
 if not (KERAS3 and keras.backend.backend() == "jax"):
     pytest.skip("Keras 3 on JAX only", allow_module_level=True)
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_process_check.py")
-OPTIMIZERS = ["AdaBelief", "DiffGrad", "Adam(coordinate_clip=0.1)", "CoordinateClipping(keras SGD)"]
+OPTIMIZERS = distributed_cases.NAMES
 
 
 def test_two_processes_equal_one():

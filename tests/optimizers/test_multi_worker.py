@@ -9,13 +9,14 @@ import os
 import pytest
 
 from keras_optim.backend import KERAS3, keras
+from tests import distributed_cases
 from tests.processes import free_ports, run_python
 
 if KERAS3 and keras.backend.backend() != "tensorflow":
     pytest.skip("tf.distribute: the TensorFlow backend only", allow_module_level=True)
 
 CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_check.py")
-OPTIMIZERS = ["AdaBelief", "DiffGrad", "Adam(coordinate_clip=0.1)", "CoordinateClipping(keras SGD)"]
+OPTIMIZERS = distributed_cases.NAMES
 
 
 def run_workers(mode):
