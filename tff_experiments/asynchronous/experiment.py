@@ -29,8 +29,9 @@ from tff_experiments.data.shakespeare import shakespeare_client_data
 from tff_experiments.data.synthetic_federated import synthetic_client_data
 from tff_experiments.program.export import export_keras_and_savedmodel
 
-# Local works per TFF client value (build_stale_model_process(clients_per_group=...)).
-CLIENTS_PER_GROUP = 256
+# Local works per TFF client value (build_stale_model_process(clients_per_group=...)): at 10^4
+# clients of Synthetic, groups of 1,024 ran 1.14-1.24x the updates per second of groups of 256.
+CLIENTS_PER_GROUP = 1024
 # Datasets too big to evaluate whole at every evaluation: fixed seeded subsamples.
 LARGE_DATASETS = ("shakespeare", "emnist", "cifar10", "cifar100", "synthetic")
 EVAL_EXAMPLES_PER_CLIENT = 100
