@@ -186,16 +186,20 @@ def prepared_tfds_cifar10(data_dir, train=12, test=6, seed=2):
     rng = np.random.default_rng(seed)
     raw = {split: (rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, size=n))
            for split, n in (("train", train), ("test", test))}
-    builder = tfds.builder("cifar10", data_dir=str(data_dir))
+    from tensorflow_datasets.core.utils import gcs_utils
 
     def examples(split):
         for i, (image, label) in enumerate(zip(*raw[split])):
             yield f"{split}_{i:05d}", {"id": f"{split}_{i:05d}", "image": image, "label": int(label)}
 
     with pytest.MonkeyPatch.context() as patch:
+        # A builder whose data is not prepared yet first looks for it on Google Cloud Storage,
+        # and TensorFlow's GCS file system retries the unreachable network for minutes.
+        patch.setattr(gcs_utils, "_is_gcs_disabled", True)
+        builder = tfds.builder("cifar10", data_dir=str(data_dir))
         patch.setattr(type(builder), "_split_generators", lambda self, dl_manager: {
             "train": examples("train"), "test": examples("test")})
-        builder.download_and_prepare()
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return raw
 
 
