@@ -7,7 +7,8 @@ a client's local weights minus the (possibly stale) weights it was sent. As in T
 gradient: ``sgd`` is the update above, ``sgdm`` adds heavy-ball momentum
 (:math:`v \leftarrow \mu v + g`, :math:`\theta \leftarrow \theta - \eta_g v`, TFF's
 ``build_sgdm``), ``adam`` is Adam (Reddi et al.'s FedAdam, with bias correction as TFF's
-``build_adam``, :math:`\epsilon = 10^{-7}`).
+``build_adam``, :math:`\epsilon = 10^{-7}`). The steps are ``keras_optim.math``'s, the Keras
+optimizers' own (``sgdm``'s velocity kept in Keras' form, :math:`-\eta_g v`).
 """
 import numpy as np
 
@@ -35,24 +36,30 @@ class ServerOptimizer:
           weights: the current global weights (a list of arrays).
           update: the weighted sum of the updates, the same shapes.
         """
-        grads = [-np.asarray(u, dtype=np.float64) for u in update]
+        # The math is keras_optim's (the Keras optimizers' own steps), on float64 copies.
+        from keras_optim.backend import ops
+        from keras_optim.math import adam, sgd
+        from keras_optim.math.slots import StateSlots
+
         self.steps += 1
-        if self.name == "sgd":
-            steps = grads
-        elif self.name == "sgdm":
-            velocity = self.slots.get("velocity", [np.zeros_like(g) for g in grads])
-            velocity = [self.momentum * v + g for v, g in zip(velocity, grads)]
-            self.slots["velocity"] = velocity
-            steps = velocity
-        else:
-            b1, b2, t = 0.9, 0.999, self.steps
-            m = [b1 * a + (1 - b1) * g for a, g in zip(self.slots.get("m", [0.0] * len(grads)), grads)]
-            v = [b2 * a + (1 - b2) * g * g for a, g in zip(self.slots.get("v", [0.0] * len(grads)), grads)]
-            self.slots["m"], self.slots["v"] = m, v
-            scale = np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-            steps = [scale * a / (np.sqrt(b) + 1e-7) for a, b in zip(m, v)]
-        return [(np.asarray(w, dtype=np.float64) - self.learning_rate * s).astype(np.asarray(w).dtype)
-                for w, s in zip(weights, steps)]
+        names = {"sgd": (), "sgdm": sgd.SLOTS, "adam": adam.SLOTS}[self.name]
+        step = ops.convert_to_tensor(self.steps, dtype="float64")
+        for n in names:
+            self.slots.setdefault(n, [np.zeros(np.shape(u)) for u in update])
+        new_weights = []
+        for k, (w, u) in enumerate(zip(weights, update)):
+            gradient = -np.asarray(u, dtype=np.float64)
+            slots = StateSlots({n: self.slots[n][k] for n in names})
+            if self.name == "adam":
+                delta = self.learning_rate * adam.adam_step(gradient, slots, step, beta_1=0.9, beta_2=0.999,
+                                                            epsilon=1e-7)
+            else:
+                delta = sgd.sgd_delta(gradient, slots, self.learning_rate,
+                                      momentum=self.momentum if self.name == "sgdm" else 0.0)
+            for n in names:
+                self.slots[n][k] = np.asarray(slots[n])
+            new_weights.append((np.asarray(w, dtype=np.float64) - np.asarray(delta)).astype(np.asarray(w).dtype))
+        return new_weights
 
     def state(self):
         """``{name: array}`` of the slots and the step count, for ``numpy.savez``."""
