@@ -206,20 +206,6 @@ def with_weights(steps, client_weights=None, staleness=False):
     return tuple(weighted)
 
 
-def policy_weights(steps, policy, client_weights):
-    """The steps with the weights of ``policy``: ``client_weights`` (computed by the scheme) for
-    ``weight``, else ``identical`` or ``staleness``.
-
-    Args:
-      steps: the ``ServerStep``s, their contributions' weights unset.
-      policy: one of ``POLICIES``.
-      client_weights: :math:`d_i` per client, used by the ``weight`` policy only.
-    """
-    if policy == "weight":
-        return with_weights(steps, client_weights)
-    return with_weights(steps, None, staleness=policy == "staleness")
-
-
 def check_policy(policy):
     """``policy``, checked: one of ``POLICIES``.
 
