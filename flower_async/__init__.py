@@ -12,6 +12,7 @@ which weights is decided by the same rule objects that build the TFF simulations
 - ``tasks``: the models and data sets, each node's partition, local training and evaluation.
 - ``server_optimizer``: the server's update from the weighted sum of the clients' updates.
 - ``run_log``: the server's checkpoint, ``updates.csv``, ``metrics.csv`` and TensorBoard.
+- ``node_failures``: the nodes' failures, counted; a node failing too often is dropped.
 - ``server_loop``: the asynchronous loop over a ``Grid``. ``server_app``, ``client_app``: the
   Flower components.
 - ``certificates``, ``local``: ``python -m flower_async local``, a SuperLink and N SuperNodes on

@@ -47,6 +47,9 @@ def parse_args(argv=None):
     local.add_argument("--sleep", type=float, nargs="+", default=[0.0], metavar="SECONDS",
                        help="each node's extra seconds per work (node k gets the k-th, cycling): "
                             "heterogeneous nodes")
+    local.add_argument("--max-consecutive-failures", type=int, default=None, metavar="K",
+                       help="drop a node whose works fail K times in a row (run-config "
+                            "max-consecutive-failures, default 3)")
     local.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="any run-config key (flower_async/app/pyproject.toml), VALUE in TOML, "
                             "e.g. --set buffer-size=3 --set \"policy='identical'\"")
@@ -66,6 +69,8 @@ def run_config(args, server_out):
     values = {"algorithm": f"'{args.algorithm}'", "aggregations": str(args.aggregations),
               "min-nodes": str(args.nodes), "model": f"'{args.model}'", "dataset": f"'{args.dataset}'",
               "out": json.dumps(str(server_out))}
+    if args.max_consecutive_failures is not None:
+        values["max-consecutive-failures"] = str(args.max_consecutive_failures)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -341,7 +346,7 @@ def _follow(run_id, env, processes, log_path, timeout, started):
             for line in stream.stdout:
                 log.write(line)
                 log.flush()
-                if line.startswith(("step ", "resuming", "flower_async")):
+                if line.startswith(("step ", "resuming", "flower_async", "warning: ")):
                     print(f"  {line.rstrip()}", flush=True)
 
         reader = threading.Thread(target=copy, daemon=True)

@@ -4,6 +4,9 @@ Flower starts it in the SuperLink's ``flwr-serverapp`` process for each ``flwr r
 output folder is the run configuration's ``out`` (an absolute path on the SuperLink's host).
 Run again with the same ``out``, it resumes from the checkpoint there.
 """
+import logging
+import sys
+
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -23,6 +26,10 @@ def main(grid: Grid, context: Context) -> None:
       context: the run's context (its ``run_config`` are the settings).
     """
     settings = Settings.from_run_config(context.run_config)
+    # the loop's warnings (a node failed or was dropped) into the run's log, one line each
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logging.getLogger("flower_async").addHandler(handler)
     print(f"flower_async: {settings.algorithm} ({settings.policy} weights), {settings.aggregations} "
           f"aggregations, model {settings.model} on {settings.dataset}, output {settings.out}", flush=True)
     weights, task = serve(grid, settings, progress=lambda line: print(line, flush=True))

@@ -11,15 +11,24 @@ optimizer, evaluates the new model on the held-out data, logs and checkpoints; t
 get the new model. A node's update is relative to the weights it was sent, so no old model
 version needs to be kept.
 
+A node's work that fails (an error reply, or no reply within ``reply-timeout``) is logged as a
+warning and counted (``node_failures``); nothing of it is aggregated, the rule is told
+(``rule.failed``) and the node is sent the current model again, unless it failed
+``max-consecutive-failures`` times in a row: then it is dropped. The run fails, in one line,
+only when fewer nodes are left than the scheme needs (FedBuff: its c; synchronous FedAvg, as
+Flower's FedAvg with its minimum of available nodes: ``min-nodes``; the others: one).
+
 The clock is seconds since the run started, continued by a resumed run (the checkpoint holds
 it), so that FedFix's periods and the logged times go on from where they were.
 """
 import collections
+import logging
 import time
 
 import numpy as np
 
 from flower_async import tasks
+from flower_async.node_failures import NodeFailures
 from flower_async.run_log import RunLog
 from flower_async.server_optimizer import ServerOptimizer
 from tff_experiments.asynchronous import rules as rules_lib
@@ -30,6 +39,8 @@ from tff_experiments.asynchronous.fedfix import fedfix_weights
 from tff_experiments.asynchronous.schedule import client_importance
 
 POLL_SECONDS = 0.1
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class NodeStatistics:
@@ -122,23 +133,29 @@ def serve(grid, settings, progress=print, new_message=train_message):
     log = RunLog(settings.out)
     optimizer = ServerOptimizer(settings.server_optimizer, settings.server_lr, settings.server_momentum)
     loaded = log.load()
+    failures = NodeFailures(settings.max_consecutive_failures)
     if loaded is None:
         weights, version, clock, history = task.initial_weights(), 0, 0.0, []
     else:
         weights, optimizer_state, state = loaded
         optimizer.load(optimizer_state)
         version, clock, history = state["version"], state["clock"], state["history"]
+        if "failures" in state:
+            failures.load(state["failures"])
         progress(f"resuming at version {version} (clock {clock:.1f} s)")
     if version >= settings.aggregations:
         return weights, task
-    nodes = wait_for_nodes(grid, settings.min_nodes, settings.reply_timeout)
-    x_test, y_test = tasks.test_data(settings, len(nodes))
+    connected = wait_for_nodes(grid, settings.min_nodes, settings.reply_timeout)
+    nodes = failures.live(connected)
+    x_test, y_test = tasks.test_data(settings, len(connected))
     statistics = NodeStatistics(settings)
     weighting = rules_lib.Weighting(settings.policy, statistics.weight if settings.policy == "weight" else None)
     rule = rules_lib.build_rule(settings.algorithm, weighting, delta_t=settings.delta_t,
                                 buffer_size=settings.buffer_size, version=version)
     if isinstance(rule, rules_lib.PeriodRule):
         rule.origin = clock
+    # synchronous FedAvg's rounds need min-nodes nodes, as Flower's FedAvg's min_available_nodes
+    needed = max(rule.min_clients, settings.min_nodes) if rule.name == "fedavg" else rule.min_clients
     start = time.monotonic() - clock
 
     def now():
@@ -160,7 +177,7 @@ def serve(grid, settings, progress=print, new_message=train_message):
     def apply(decision):
         # the new model first, to the freed nodes; then evaluation, logs and checkpoint, which
         # the nodes' work overlaps
-        nonlocal weights
+        nonlocal weights, clock_at_last_step
         made = []
         for step in decision.steps:
             update = [np.zeros_like(w, dtype=np.float64) for w in weights]
@@ -175,7 +192,7 @@ def serve(grid, settings, progress=print, new_message=train_message):
             weights = optimizer.apply(weights, update)
             made.append((step, rows, weights, optimizer.state()))
         for node in decision.freed:
-            if rule.version < settings.aggregations:
+            if rule.version < settings.aggregations and node in nodes:  # a dropped node is not sent
                 send(node)
         for step, rows, step_weights, optimizer_state in made:
             loss, accuracy = task.evaluate(step_weights, x_test, y_test)
@@ -186,22 +203,50 @@ def serve(grid, settings, progress=print, new_message=train_message):
                                               for r in rows]})
             log.log_step(rows, metrics)
             log.save(step_weights, optimizer_state, {"version": step.index + 1, "clock": step.time,
-                                                     "history": history})
+                                                     "history": history, "failures": failures.state()})
+            clock_at_last_step = step.time
             progress(f"step {step.index + 1}/{settings.aggregations} at {step.time:.1f} s: "
                      f"{len(rows)} update(s), staleness {[r['staleness'] for r in rows]}, "
                      f"loss {loss:.4f}, accuracy {accuracy:.3f}")
 
+    def check_enough_nodes():
+        if len(nodes) < needed:
+            raise RuntimeError(
+                f"{rule.name} cannot go on: {len(nodes)} node(s) left, it needs {needed} "
+                f"(dropped after {settings.max_consecutive_failures} failures in a row: "
+                f"{sorted(failures.dropped)})")
+
+    def fail(node, sent, reason):
+        # the work is lost; the node gets the current model again unless it failed too often
+        dropped = failures.failed(node)
+        _LOGGER.warning("node %s failed its work from version %s (%d in a row, %d in all): %s", node, sent,
+                        failures.in_a_row[node], failures.total[node], " ".join(str(reason).split()))
+        if dropped:
+            _LOGGER.warning("node %s dropped from the run after %d failures in a row", node,
+                            failures.in_a_row[node])
+            nodes.remove(node)
+            # the counts survive a restart even before the next step's checkpoint
+            log.save(weights, optimizer.state(), {"version": rule.version, "clock": clock_at_last_step,
+                                                  "history": history, "failures": failures.state()})
+            check_enough_nodes()
+        apply(rule.failed(node, sent, now()))
+
+    check_enough_nodes()
+    clock_at_last_step = clock
     for node in nodes:
         send(node)
-    last_reply = time.monotonic()
     while rule.version < settings.aggregations:
         replies = list(grid.pull_messages(list(in_flight)))
         for reply in replies:
             if reply.metadata.reply_to_message_id not in in_flight:
-                continue
+                continue  # a reply that came after its work timed out
             node, sent, pushed = in_flight.pop(reply.metadata.reply_to_message_id)
             if reply.has_error():
-                raise RuntimeError(f"node {node} failed on its work from version {sent}: {reply.error.reason}")
+                fail(node, sent, reply.error.reason)
+                if rule.version >= settings.aggregations:
+                    break
+                continue
+            failures.replied(node)
             arrived = now()
             metrics = reply.content["metrics"]
             statistics.record(node, int(metrics["num-examples"]), arrived - pushed)
@@ -211,13 +256,14 @@ def serve(grid, settings, progress=print, new_message=train_message):
             apply(rule.arrived(node, sent, arrived, work))
             if rule.version >= settings.aggregations:
                 break
-        if replies:
-            last_reply = time.monotonic()
+        late = [m for m, (_, _, pushed) in in_flight.items() if now() - pushed > settings.reply_timeout]
+        for message_id in late:
+            if rule.version < settings.aggregations:
+                node, sent, _ = in_flight.pop(message_id)
+                fail(node, sent, f"no reply in {settings.reply_timeout:g} s")
         deadline = rule.deadline()
         if deadline is not None and rule.version < settings.aggregations and now() >= deadline:
             apply(rule.tick(now()))
         if not replies:
-            if time.monotonic() - last_reply > settings.reply_timeout:
-                raise TimeoutError(f"no reply for {settings.reply_timeout:g} s ({len(in_flight)} works in flight)")
             time.sleep(POLL_SECONDS)
     return weights, task

@@ -29,7 +29,8 @@ class Settings:
       buffer_size: FedBuff's c.
       delta_t: FedFix's aggregation period, in seconds.
       aggregations: the server steps of the run.
-      min_nodes: the nodes the server waits for before it starts.
+      min_nodes: the nodes the server waits for before it starts; synchronous FedAvg needs as many
+        to go on (as Flower's FedAvg's ``min_available_nodes``).
       model: one of ``MODELS`` (``numpy-logistic``: a NumPy client, no TensorFlow).
       dataset: one of ``DATASETS``.
       alpha: digits' Dirichlet concentration, or Synthetic's :math:`\\alpha`.
@@ -45,7 +46,10 @@ class Settings:
       seed: seeds the initial model, the partition and the local batches.
       out: the server's output folder (absolute path; created).
       export: write ``model.keras`` and a SavedModel at the end.
-      reply_timeout: seconds without any reply after which the server gives up.
+      reply_timeout: seconds a node's work may take: a work not back by then counts as a
+        failure of its node (and the server waits as long for ``min_nodes`` nodes to connect).
+      max_consecutive_failures: a node whose works fail this many times in a row (an error
+        reply, or none within ``reply_timeout``) is dropped from the run.
     """
 
     algorithm: str = "fedbuff"
@@ -71,6 +75,7 @@ class Settings:
     out: str = "flower_async_run"
     export: bool = True
     reply_timeout: float = 600.0
+    max_consecutive_failures: int = 3
 
     def __post_init__(self):
         for name, choices in (("algorithm", ALGORITHMS), ("policy", POLICIES), ("importance", IMPORTANCES),
@@ -78,7 +83,8 @@ class Settings:
                               ("client_optimizer", CLIENT_OPTIMIZERS), ("server_optimizer", SERVER_OPTIMIZERS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name.replace('_', '-')} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("buffer_size", "aggregations", "min_nodes", "local_steps", "batch_size"):
+        for name in ("buffer_size", "aggregations", "min_nodes", "local_steps", "batch_size",
+                     "max_consecutive_failures"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")

@@ -137,3 +137,42 @@ def test_an_arrival_the_rule_did_not_send_is_refused():
         rule.arrived(0, 3, 1.0)
     with pytest.raises(ValueError, match="unknown algorithm"):
         rules.build_rule("fedprox", rules.Weighting("identical"))
+
+
+def test_a_failed_client_leaves_the_synchronous_round_which_steps_with_the_returns():
+    # as Flower's FedAvg accepting failures: the round aggregates the replies that came, and the
+    # failed client is sent the model again with the next round
+    rule = rules.build_rule("fedavg", rules.Weighting("identical"), version=4)
+    for client in (2, 0, 1):
+        rule.started(client)
+    assert rule.arrived(2, 4, 1.0) == rules.NOTHING
+    assert rule.failed(1, 4, 1.5) == rules.NOTHING
+    decision = rule.arrived(0, 4, 2.0)
+    (step,) = decision.steps
+    assert (step.index, step.time, rule.version) == (4, 2.0, 5)
+    assert [(c.client, c.sent_version, c.weight) for c in step.contributions] == [(0, 4, 0.5), (2, 4, 0.5)]
+    assert decision.freed == (0, 1, 2)
+    for client in (0, 1):
+        rule.started(client)
+    rule.failed(0, 5, 3.0)
+    everyone_failed = rule.failed(1, 5, 3.5)
+    assert everyone_failed.steps == () and everyone_failed.freed == (0, 1) and rule.version == 5
+
+
+@pytest.mark.parametrize("algorithm,kwargs,min_clients", [
+    ("async", {}, 1), ("fedfix", dict(delta_t=1.0), 1), ("fedbuff", dict(buffer_size=2), 2),
+    ("fedbuff-keep-training", dict(buffer_size=2), 1)])
+def test_a_failed_client_is_freed_at_once_and_never_counted_in_the_asynchronous_rules(algorithm, kwargs,
+                                                                                      min_clients):
+    rule = rules.build_rule(algorithm, rules.Weighting("identical"), **kwargs)
+    assert rule.min_clients == min_clients
+    for client in (0, 1, 2):
+        rule.started(client)
+    first = rule.arrived(0, 0, 0.5)
+    failed = rule.failed(1, 0, 0.6)
+    assert failed.steps == () and failed.freed == (1,)
+    rule.started(1)  # the failed client works again from the same version
+    steps = first.steps + rule.arrived(2, 0, 0.7).steps + rule.tick(1.0).steps
+    assert [c.client for s in steps for c in s.contributions] == [0, 2]
+    with pytest.raises(ValueError, match="not working from version 0"):
+        rule.failed(2, 0, 1.1)

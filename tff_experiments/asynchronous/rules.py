@@ -15,9 +15,13 @@ The protocol, for a driver:
 2. ``arrived(client, sent_version, time)`` when its update comes back;
 3. ``tick(time)`` once the clock reaches ``deadline()`` (FedFix's aggregation times; the other
    schemes have none): on the virtual clock before any return later than the deadline, a return
-   at the deadline itself first.
+   at the deadline itself first;
+4. ``failed(client, sent_version, time)`` when a client's work will not come back (its node
+   failed or did not reply in time): nothing of it is aggregated. A client the driver drops
+   from the run is one it does not start again; the driver stops the run once fewer than
+   ``min_clients`` clients are left.
 
-``arrived`` and ``tick`` return a ``Decision``: the server steps to make now (each with its
+``arrived``, ``tick`` and ``failed`` return a ``Decision``: the server steps to make now (each with its
 contributions and their weights :math:`d_i`, the server update of ``schedule``) and the clients
 whose slots are freed, which start from the model after those steps. Versions: version 0 is
 the initial model, step n makes version n + 1, and a contribution's staleness at step n is
@@ -94,6 +98,8 @@ class Rule:
 
     #: the scheme's name, as ``algorithms.ALGORITHMS`` spells it
     name = ""
+    #: the fewest clients with which the rule still makes steps (FedBuff's clients wait for c)
+    min_clients = 1
 
     def __init__(self, weighting, version=0):
         self.weighting = weighting
@@ -126,6 +132,24 @@ class Rule:
     def _arrived(self, contribution, time):
         raise NotImplementedError
 
+    def failed(self, client, sent_version, time):
+        """``client``'s work from version ``sent_version`` will not come back (an error, or no
+        reply in time): it leaves the clients in flight and no step counts it. The returned
+        ``Decision`` frees the client when it may start again (at once, except in a synchronous
+        round: at the round's end).
+
+        Args:
+          client: the client's index.
+          sent_version: the version it was sent.
+          time: when the failure was noticed.
+        """
+        if self.in_flight.pop(client, None) != sent_version:
+            raise ValueError(f"client {client} was not working from version {sent_version}")
+        return self._failed(client, time)
+
+    def _failed(self, client, time):
+        return Decision((), (client,))
+
     def deadline(self, horizon=None):
         """The time at which the rule aggregates whatever has come back (``tick``), or ``None``.
 
@@ -150,22 +174,32 @@ class Rule:
 
 
 class SynchronousRule(Rule):
-    """Synchronous FedAvg: a step once every client sent the current model has come back,
-    contributions in increasing client order, at the last return; all of them are freed."""
+    """Synchronous FedAvg: a step once every client sent the current model has come back or
+    failed, of the returns (contributions in increasing client order), at the last of them; the
+    round's clients, failed ones included, are freed. A round whose clients all failed makes no
+    step (as Flower's FedAvg accepting failures)."""
 
     name = "fedavg"
 
     def __init__(self, weighting, version=0):
         super().__init__(weighting, version)
         self.round = []
+        self.round_failed = []
 
     def _arrived(self, contribution, time):
         self.round.append(contribution)
-        if self.in_flight:
-            return NOTHING
+        return NOTHING if self.in_flight else self._end_round(time)
+
+    def _failed(self, client, time):
+        self.round_failed.append(client)
+        return NOTHING if self.in_flight else self._end_round(time)
+
+    def _end_round(self, time):
         contributions = sorted(self.round, key=lambda c: c.client)
-        self.round = []
-        return Decision((self._step(contributions, time),), tuple(c.client for c in contributions))
+        freed = tuple(sorted([c.client for c in contributions] + self.round_failed))
+        self.round, self.round_failed = [], []
+        steps = (self._step(contributions, time),) if contributions else ()
+        return Decision(steps, freed)
 
 
 class AsyncRule(Rule):
@@ -195,6 +229,8 @@ class BufferRule(Rule):
             raise ValueError(f"FedBuff buffer size must be a positive integer, got {buffer_size!r}")
         self.buffer_size = int(buffer_size)
         self.keep_training = bool(keep_training)
+        # the c updates of a step come from c clients unless a client works on while its update waits
+        self.min_clients = 1 if self.keep_training else self.buffer_size
         self.name = "fedbuff-keep-training" if keep_training else "fedbuff"
         self.buffer = []  # (contribution, return time)
         self.waited = 0.0  # sum over the aggregated updates of (step time - return time)
