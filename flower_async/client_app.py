@@ -14,6 +14,7 @@ from flower_async import tasks
 from flower_async.settings import Settings
 
 app = ClientApp()
+"""The ClientApp component (``flower_async.client_app:app`` in ``app/pyproject.toml``)."""
 
 
 @app.train()

@@ -15,6 +15,7 @@ from flower_async.server_loop import serve
 from flower_async.settings import Settings
 
 app = ServerApp()
+"""The ServerApp component (``flower_async.server_app:app`` in ``app/pyproject.toml``)."""
 
 
 @app.main()

@@ -43,6 +43,17 @@ PUBLIC_API = (
     "tff_experiments.data.real",
     "tff_experiments.models",
     "tff_experiments.tff_optimizers",
+    # the Flower app: a package without exports, documented module by module
+    "flower_async.settings",
+    "flower_async.tasks",
+    "flower_async.server_optimizer",
+    "flower_async.run_log",
+    "flower_async.node_failures",
+    "flower_async.server_loop",
+    "flower_async.server_app",
+    "flower_async.client_app",
+    "flower_async.certificates",
+    "flower_async.local",
 )
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PARAMETER_SECTIONS = (griffe.DocstringSectionKind.parameters, griffe.DocstringSectionKind.other_parameters)

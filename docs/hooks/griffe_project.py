@@ -17,7 +17,7 @@ import textwrap
 
 import griffe
 
-API_PACKAGES = ("keras_optim", "tff_experiments")
+API_PACKAGES = ("keras_optim", "tff_experiments", "flower_async")
 
 
 def _defined_objects(module, name):
