@@ -15,7 +15,11 @@ TFF's Shakespeare and Stack Overflow have no loader in the project (its Shakespe
 from the plays, ``tff_experiments.data.shakespeare``).
 """
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -222,3 +226,26 @@ def test_asynchronous_cli_reads_a_prepared_tfds_cifar10(tmp_path):
         assert abs(correct - round(correct)) < 1e-6
     keras_model = tf.keras.models.load_model(out / "model" / "model.keras")
     assert keras_model.input_shape == (None, 32, 32, 3) and keras_model.output_shape == (None, 10)
+
+
+def test_asynchronous_cli_without_prepared_cifar10_is_a_one_line_error_at_once(tmp_path):
+    """No CIFAR-10 in the data folder and no network: the one-line error, not TFDS' look-up on
+    Google Cloud Storage and download, which retry the unreachable network for minutes. Run in a
+    network namespace of its own where Linux gives one (the proxies of NO_NETWORK otherwise)."""
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    unshare = shutil.which("unshare")
+    offline = [unshare, "-rn"] if unshare and subprocess.run(
+        [unshare, "-rn", "true"], capture_output=True).returncode == 0 else []
+    env = dict({k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **NO_NETWORK,
+               PYTHONPATH=str(cli_runs.REPO))
+    command = offline + [sys.executable, "-m", "tff_experiments.asynchronous", *TINY, "--dataset", "cifar10",
+                         "--model", "cnn", "--cache-dir", str(empty), "--out", str(tmp_path / "out")]
+    # The timeout only guards the suite: without the prepared-folder check the run waited minutes.
+    result = subprocess.run(command, cwd=cli_runs.REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: CIFAR-10 is not prepared in the TFDS data folder "
+                                                   f"{empty} "), result.stderr[-3000:]
+    assert f"tfds build cifar10 --data_dir {empty}" in lines[0]
+    assert not any(empty.iterdir())  # nothing downloaded or half-prepared

@@ -8,8 +8,9 @@
   (``tff_experiments.data.partitions``; by default Dirichlet(alpha), as the papers' code does).
 
 All come out in the element style of the digits and Shakespeare data:
-``{'x': float32 image (H, W, C) in [0, 1], 'y': int32 label}``. Downloads happen on first use,
-into a cache that later calls read without the network:
+``{'x': float32 image (H, W, C) in [0, 1], 'y': int32 label}``. TFF's data sets are downloaded
+on first use, into a cache that later calls read without the network; CIFAR-10 is read only
+where TFDS has prepared it:
 
 - TFF (EMNIST, CIFAR-100) keeps the decompressed SQLite database ``emnist_all.sqlite`` /
   ``cifar100.sqlite`` in ``cache_dir`` (default ``~/.tff``;
@@ -17,13 +18,17 @@ into a cache that later calls read without the network:
   absent), whose ``examples`` table holds one serialized ``tf.train.Example`` per image
   (``split_name``, ``client_id``, ``serialized_example_proto``) and ``client_metadata`` the
   clients of each split;
-- TFDS keeps CIFAR-10 prepared in ``data_dir`` (default ``~/tensorflow_datasets``, or
-  ``$TFDS_DATA_DIR``).
+- TFDS keeps CIFAR-10 prepared in ``data_dir/cifar10/<version>`` (``data_dir`` by default
+  ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), which ``tfds build cifar10 --data_dir
+  DIR`` fills once, with internet access.
 
 The asynchronous command line's ``--cache-dir`` is that folder. Without internet and without a
-cache, the loaders raise a one-line ``DataUnavailableError`` (a ``FileNotFoundError``). TFF is
-imported inside the functions; ``load_cifar10_split`` needs no TFF.
+cache (for CIFAR-10: without the prepared folder, at once and whatever the network), the loaders
+raise a one-line ``DataUnavailableError`` (a ``FileNotFoundError``). TFF is imported inside the
+functions; ``load_cifar10_split`` needs no TFF.
 """
+import os
+
 import numpy as np
 
 from tff_experiments.data import partitions
@@ -31,10 +36,10 @@ from tff_experiments.data.common import DataUnavailableError, one_line
 
 
 def _load(name, loader, **kwargs):
-    """Calls a TFF/TFDS loader, turning a failed download into a one-line DataUnavailableError."""
+    """Calls a TFF loader, turning a failed download into a one-line DataUnavailableError."""
     try:
         return loader(**kwargs)
-    except Exception as error:  # URLError, keras' get_file "URL fetch failure", TFDS errors...
+    except Exception as error:  # URLError, keras' get_file "URL fetch failure"...
         raise DataUnavailableError(
             f"could not load {name} (downloaded on first use: needs internet access or a filled "
             f"cache): {type(error).__name__}: {one_line(error)}"
@@ -108,6 +113,12 @@ def cifar100_client_data(label="fine", cache_dir=None):
     return _preprocess(train, convert), _preprocess(test, convert)
 
 
+def _tfds_data_dir(data_dir=None):
+    """The TFDS data folder: ``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``
+    (TFDS's own default), with ``~`` expanded."""
+    return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets"))
+
+
 def _load_cifar10_arrays(data_dir=None):
     """CIFAR-10 from TFDS as uint8/int64 NumPy arrays ``(x_train, y_train, x_test, y_test)``."""
     try:
@@ -117,28 +128,44 @@ def _load_cifar10_arrays(data_dir=None):
             "CIFAR-10 is read through tensorflow-datasets, which this environment lacks "
             "(pip install tensorflow-datasets)"
         ) from None
-
-    def load():
-        splits = tfds.load("cifar10", split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir)
+    # Only a prepared folder is read (``builder_from_directory``: no data set code, no network).
+    # ``tfds.load`` of data not prepared yet first looks it up on Google Cloud Storage and then
+    # downloads it, retrying an unreachable network for minutes; the command lines run in a
+    # private network namespace, where that can only fail.
+    folder = _tfds_data_dir(data_dir)
+    version = str(tfds.builder_cls("cifar10").VERSION)
+    prepared = os.path.join(folder, "cifar10", version)
+    if not os.path.isfile(os.path.join(prepared, "dataset_info.json")):
+        raise DataUnavailableError(
+            f"CIFAR-10 is not prepared in the TFDS data folder {folder} (no cifar10/{version} in it): prepare it "
+            f"once on a machine with internet access, `tfds build cifar10 --data_dir {folder}`, or copy a "
+            f"prepared cifar10/{version} folder there"
+        )
+    try:
+        builder = tfds.builder_from_directory(prepared)
+        splits = builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True)
         (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
-        return x_train, y_train, x_test, y_test
-
-    return _load("CIFAR-10", load)
+    except Exception as error:  # a partly copied or corrupted folder: TFDS, TensorFlow or OS errors
+        raise DataUnavailableError(
+            f"could not read the CIFAR-10 prepared in {prepared}: {type(error).__name__}: {one_line(error)}"
+        ) from error
+    return x_train, y_train, x_test, y_test
 
 
 def load_cifar10_split(data_dir=None):
     """CIFAR-10's training and test sets from TFDS, as NumPy arrays (no TFF needed).
 
     Args:
-      data_dir: the TFDS data folder (default: TFDS's own, ``~/tensorflow_datasets``).
+      data_dir: the TFDS data folder (default: TFDS's own, ``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``), where ``tfds build cifar10 --data_dir DIR`` prepared it.
 
     Returns:
       ``(x_train, y_train, x_test, y_test)``: images float32 in [0, 1] of shape
       ``(n, 32, 32, 3)`` (the 0..255 intensities divided by 255), labels int32 in 0..9.
 
     Raises:
-      DataUnavailableError: tensorflow-datasets is missing, or CIFAR-10 is neither prepared
-        in ``data_dir`` nor downloadable (one line).
+      DataUnavailableError: tensorflow-datasets is missing, or CIFAR-10 is not prepared in
+        ``data_dir`` (one line; nothing is downloaded).
     """
     x_train, y_train, x_test, y_test = _load_cifar10_arrays(data_dir)
     to_float = lambda x: np.asarray(x, dtype=np.float32) / np.float32(255.0)  # noqa: E731
