@@ -113,7 +113,8 @@ def _add_data_arguments(data):
                       help="digits: scikit-learn digits; mnist: 5,000 MNIST images (4,000 to the clients, "
                            "1,000 held out; bash scripts/fetch_data.sh first); both split by --partition; "
                            "shakespeare: one client per speaking role (bash scripts/fetch_data.sh first); emnist, "
-                           "cifar10, cifar100: downloaded by TFF/TFDS (internet needed, or a filled --cache-dir); "
+                           "cifar100: downloaded by TFF (internet needed, or a filled --cache-dir); cifar10: "
+                           "TFDS' CIFAR-10, prepared once in --cache-dir (tfds build cifar10 --data_dir DIR); "
                            "synthetic: Synthetic(--synthetic-alpha, --synthetic-beta), generated, any number of "
                            "clients (default digits)")
     data.add_argument("--partition", default=None, choices=PARTITIONS,
@@ -138,7 +139,8 @@ def _add_data_arguments(data):
     data.add_argument("--cache-dir", default=None,
                       help="emnist, cifar100: the folder of TFF's downloads, where emnist_all.sqlite / "
                            "cifar100.sqlite are read without the network (default ~/.tff); cifar10: the TFDS "
-                           "data folder (default ~/tensorflow_datasets)")
+                           "data folder holding the prepared cifar10/ (default $TFDS_DATA_DIR or "
+                           "~/tensorflow_datasets)")
 
 
 def settings_from(argv=None):
