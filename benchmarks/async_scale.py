@@ -12,7 +12,7 @@ kept included); "CPU ms/upd" = CPU seconds of the process and its TFF workers ov
 per update, the figure a shared machine's load does not inflate. "peak MB" is the largest
 resident memory of the process and its TFF workers together over the whole run, setup
 included. ``--workers 1 2`` runs each row on 1, then 2, TFF executor services (``worker_binary``
-on localhost ports, started and stopped by the row: ``tff_experiments.asynchronous.remote``)
+on localhost ports, started and stopped by the row: ``tff_experiments.workers.remote``)
 instead of TFF's local runtime. TFF FedAvg runs rounds of the
 scheme's mean clients per step (capped by ``--tff-max-clients``: its cost per client is flat in
 the clients per round, so the cap changes the time a round takes, not the rate) with the same
@@ -117,7 +117,7 @@ def run_scheme(args):
     with contextlib.ExitStack() as stack:
         workers = args.workers[0]
         if workers:  # the same run on TFF executor services (worker_binary) on localhost ports
-            from tff_experiments.asynchronous.remote import local_worker_services, remote_execution
+            from tff_experiments.workers.remote import local_worker_services, remote_execution
 
             stack.enter_context(remote_execution(stack.enter_context(local_worker_services(workers))))
         initial = driver.initial_state()

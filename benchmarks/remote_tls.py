@@ -1,6 +1,6 @@
 """What mutual TLS costs a run on TFF executor services: client updates per second of FedFix at
 M clients on two workers reached through plain gRPC (``worker_binary`` on localhost ports) and
-on two workers reached only through mutual TLS (``python -m tff_experiments.asynchronous.worker``,
+on two workers reached only through mutual TLS (``python -m tff_experiments.workers``,
 certificates made for the run); same process, data and schedule, the two in turns (the whole
 horizon each time, until each has ``--min-seconds`` of stepping, so that both see the same
 drift of a shared machine's load); prints both rates and their ratios.
@@ -41,7 +41,7 @@ def _tls_workers(stack, folder):
 
     from tests.tff.certificates import make_certificates
     from tests.tff.tls_workers import start_tls_worker, stop_tls_worker
-    from tff_experiments.asynchronous.tls import MutualTls
+    from tff_experiments.workers.tls import MutualTls
 
     certificates = make_certificates(folder)
     addresses = []
@@ -67,7 +67,7 @@ def main():
     from tff_experiments.asynchronous import (AsynchronousDriver, ClientTimes, LocalBatches, build_schedule,
                                               build_stale_model_process, client_importance)
     from tff_experiments.asynchronous.experiment import CLIENTS_PER_GROUP
-    from tff_experiments.asynchronous.remote import local_worker_services, remote_context
+    from tff_experiments.workers.remote import local_worker_services, remote_context
     from tff_experiments.data.synthetic_federated import synthetic_client_data
 
     m = args.clients

@@ -25,6 +25,7 @@ LAYERS = {
     "tff_experiments.data": 1,
     "tff_experiments.models": 2,
     "tff_experiments.tff_optimizers": 2,
+    "tff_experiments.workers": 2,  # TFF executor services: remote runs, TLS, the worker command
     "tff_experiments.program": 3,
     "tff_experiments.asynchronous": 4,
     "tff_experiments.robust": 4,
@@ -36,19 +37,19 @@ TRACKS = ("tff_experiments.asynchronous", "tff_experiments.robust", "flower_asyn
 # Inside each track, lowest first; a module not named is a leaf of the first group.
 TRACK_ORDER = {
     "tff_experiments.asynchronous": [
-        ("client_times", "schedule", "population", "tls", "worker_service"),
+        ("client_times", "schedule", "population"),
         ("rules", "virtual_clock"),
         ("fedavg", "async_fedavg", "fedfix", "fedbuff"),
         ("algorithms",),
         ("settings",),
-        ("local_data", "group_values", "batched_model", "batched_group_work", "evaluation", "remote"),
+        ("local_data", "group_values", "batched_model", "batched_group_work", "evaluation"),
         ("group_work",),
         ("process",),
         ("driver",),
         ("data_source", "program"),
         ("experiment",),
         ("__init__",),
-        ("cli", "worker"),
+        ("cli",),
         ("__main__",),
     ],
     "flower_async": [

@@ -1,7 +1,7 @@
 """Run inside a fresh user + network namespace (``unshare -rn``), by
 tests/tff/test_async_separate_hosts.py: that namespace is the driver's host; two more network
 namespaces, joined to it by veth links (10.0.1.0/24 and 10.0.2.0/24), are the workers' hosts,
-each running ``python -m tff_experiments.asynchronous.worker`` over mutual TLS. Runs the command
+each running ``python -m tff_experiments.workers`` over mutual TLS. Runs the command
 line's driver against both, records which sockets listen where while the workers serve, and
 writes ``report.json`` into the folder given as first argument.
 

@@ -18,9 +18,9 @@ from tff_experiments.asynchronous import (  # noqa: E402
     AsynchronousDriver, ClientTimes, LocalBatches, build_schedule, build_stale_model_process,
     client_importance)
 from tff_experiments.asynchronous import cli as asynchronous_cli  # noqa: E402
-from tff_experiments.asynchronous.remote import (  # noqa: E402
+from tff_experiments.workers.remote import (  # noqa: E402
     local_worker_services, remote_execution, stop)
-from tff_experiments.asynchronous.worker_service import start_worker_binary  # noqa: E402
+from tff_experiments.workers.service import start_worker_binary  # noqa: E402
 from tff_experiments.command_line.errors import run_cli  # noqa: E402
 from tff_experiments.data.digits import digits_client_data  # noqa: E402
 

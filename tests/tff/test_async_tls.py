@@ -1,4 +1,4 @@
-"""Workers reachable only through mutual TLS (``python -m tff_experiments.asynchronous.worker``):
+"""Workers reachable only through mutual TLS (``python -m tff_experiments.workers``):
 a run through TLS gives the run on plain workers; a driver whose certificate the workers' CA did
 not sign is refused at once, in one line; a client without a certificate gets no answer."""
 import socket
@@ -17,9 +17,9 @@ from tests.tff.certificates import make_certificates  # noqa: E402
 from tests.tff.test_async_remote import ASYNC_FLAGS, fedfix_driver, final_weights  # noqa: E402
 from tests.tff.tls_workers import start_tls_worker, stop_tls_worker, wait_until  # noqa: E402
 from tff_experiments import runtime  # noqa: E402
-from tff_experiments.asynchronous.remote import local_worker_services, remote_execution  # noqa: E402
+from tff_experiments.workers.remote import local_worker_services, remote_execution  # noqa: E402
 from tff_experiments.asynchronous.cli import settings_from  # noqa: E402
-from tff_experiments.asynchronous.tls import MutualTls  # noqa: E402
+from tff_experiments.workers.tls import MutualTls  # noqa: E402
 from tff_experiments.command_line.errors import UsageError  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Starting ``python -m tff_experiments.asynchronous.worker`` (a TFF executor service behind a
+"""Starting ``python -m tff_experiments.workers`` (a TFF executor service behind a
 mutual-TLS front, in its own namespace) from tests, and stopping it."""
 import os
 import signal
@@ -22,7 +22,7 @@ def start_tls_worker(port, certificates, host="", prefix=(), log=None):
     """
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "tff_experiments.asynchronous.worker", "--port", str(port), "--host", host,
+        [*prefix, sys.executable, "-m", "tff_experiments.workers", "--port", str(port), "--host", host,
          "--tls-ca", certificates["ca"], "--tls-cert", certificates["worker_cert"],
          "--tls-key", certificates["worker_key"]],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True,

@@ -25,9 +25,10 @@ import sys
 
 from tff_experiments.asynchronous.schedule import POLICIES
 from tff_experiments.asynchronous.settings import (ALGORITHMS, CLIENT_TIMES, DATASETS, MODELS, OPTIMIZERS,
-                                                   PARTITIONS, AsynchronousSettings, check_workers)
+                                                   PARTITIONS, AsynchronousSettings)
 from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
 from tff_experiments.command_line.launch import launch
+from tff_experiments.workers.flags import add_worker_arguments, check_workers, run_on_workers
 
 MODULE = "tff_experiments.asynchronous"
 
@@ -42,14 +43,7 @@ def build_parser():
     _add_data_arguments(parser.add_argument_group("data and model"))
     run = add_run_arguments(parser, checkpoint_every=100, eval_every=(
         float, None, "evaluate the global model every this much virtual time (default horizon/50)"))
-    run.add_argument("--workers", default=None,
-                     help="comma-separated host:port of TFF executor services (worker_binary) to run the "
-                          "clients on; default: the local TFF runtime")
-    run.add_argument("--tls-ca", default=None,
-                     help="with --workers: mutual TLS; the CA (PEM) that signed the workers' certificates "
-                          "and ours (workers: python -m tff_experiments.asynchronous.worker)")
-    run.add_argument("--tls-cert", default=None, help="with --tls-ca: our certificate (PEM), signed by the CA")
-    run.add_argument("--tls-key", default=None, help="with --tls-ca: our private key (PEM)")
+    add_worker_arguments(run)
     return parser
 
 
@@ -158,8 +152,6 @@ def main(argv=None, isolate=False):
 
 def run(settings, out):
     """Runs (or resumes) the experiment of ``settings`` into the output folder ``out``."""
-    import contextlib
-
     from tff_experiments.asynchronous.experiment import AsynchronousExperiment
     from tff_experiments.program.metrics import read_metrics
     from tff_experiments.program.output_folder import train_in_folder
@@ -169,19 +161,11 @@ def run(settings, out):
     experiment = AsynchronousExperiment(settings)
     command = shlex.join(["python", "-m", MODULE, *sys.argv[1:]])
     description = {"command": command, "config": settings.as_dict(), **experiment.description()}
-    (out / "run.json").write_text(json.dumps(json_safe(description), indent=1, allow_nan=False))
-    remote = contextlib.nullcontext()
-    if settings.workers:
-        from tff_experiments.asynchronous.remote import remote_execution
-
-        remote = remote_execution(settings.workers, tls=settings.tls)
-    with remote as usage:
-        try:
-            run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
-                                     progress=settings.progress))
-        finally:
-            if usage is not None:
-                _record_worker_usage(out / "run.json", description, usage)
+    description = json_safe(description)
+    (out / "run.json").write_text(json.dumps(description, indent=1, allow_nan=False))
+    with run_on_workers(settings.workers, settings.tls, out / "run.json", description) as usage:
+        run_sync(train_in_folder(experiment, out, checkpoint_every=settings.checkpoint_every,
+                                 progress=settings.progress))
     if usage is not None:
         _warn_about_idle_workers(usage, experiment)
     rows = read_metrics(run_paths(out)["metrics"])
@@ -190,14 +174,6 @@ def run(settings, out):
           f"{experiment.clock(experiment.num_steps):.2f}; test accuracy {final.get('test_accuracy', float('nan')):.4f}, "
           f"federated loss {final.get('federated_loss', float('nan')):.4f}; model in {run_paths(out)['model'] / 'saved_model'}")
     return 0
-
-
-def _record_worker_usage(path, description, usage):
-    """Adds to ``run.json`` what each worker served in this invocation of the command (a resumed
-    run counts from its checkpoint): ``remote_execution``'s usage."""
-    from tff_experiments.program.run_dir import json_safe
-
-    path.write_text(json.dumps(json_safe(dict(description, workers=usage)), indent=1, allow_nan=False))
 
 
 def _warn_about_idle_workers(usage, experiment):

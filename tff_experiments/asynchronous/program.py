@@ -12,7 +12,7 @@ versions kept in the program state determine every later step.
 It is a coroutine, as TFF's ``train_model``; from synchronous code run it with
 ``tff_experiments.program.sync.run_sync``, which lets Ctrl-C interrupt a step at once. It runs in
 TFF's synchronous execution contexts (the default local one, or executor services on other
-machines: ``tff_experiments.asynchronous.remote``), one server step at a time
+machines: ``tff_experiments.workers.remote``), one server step at a time
 (``AsynchronousDriver.run_step``). TFF 0.87's ``tff.program.NativeFederatedContext`` does not
 take it yet: it rebuilds a ``CLIENTS`` argument from the parameter type and turns a list of
 structured client values (here the stale models with their data) into one structure

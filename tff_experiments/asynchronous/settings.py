@@ -15,10 +15,11 @@ from typing import Optional
 from tff_experiments.asynchronous.algorithms import ALGORITHMS, expected_server_steps
 from tff_experiments.asynchronous.client_times import scenario_mean_times
 from tff_experiments.asynchronous.schedule import IMPORTANCES, POLICIES
-from tff_experiments.asynchronous.tls import MutualTls, WorkerUnusable, check_worker
 from tff_experiments.command_line.arguments import check_number
 from tff_experiments.command_line.errors import UsageError
 from tff_experiments.data.partitions import PARTITIONS, check_partition  # noqa: F401  (the CLI's choices)
+from tff_experiments.workers.flags import WORKER_FLAGS, checked_worker_flags
+from tff_experiments.workers.tls import MutualTls
 
 OPTIMIZERS = ("sgd", "sgdm", "adam", "adabelief", "diffgrad")
 CLIENT_TIMES = ("fixed", "exponential", "lognormal")
@@ -47,7 +48,7 @@ PARTITIONED_DATASETS = tuple(DEFAULT_PARTITIONS)
 # data folder for cifar10.
 DOWNLOADED_DATASETS = ("emnist", "cifar10", "cifar100")
 # Settings of how a run is run, not of its result: a resume may change them.
-RUN_ONLY = ("out", "progress", "workers", "tls_ca", "tls_cert", "tls_key", "checkpoint_every", "cache_dir")
+RUN_ONLY = ("out", "progress", *WORKER_FLAGS, "checkpoint_every", "cache_dir")
 
 
 @dataclasses.dataclass
@@ -141,18 +142,9 @@ class AsynchronousSettings:
             self.client_lr = 0.05 if self.client_optimizer in ("sgd", "sgdm") else 0.001
         if self.eval_every is None:
             self.eval_every = self.horizon / 50
-        if isinstance(self.workers, str):
-            self.workers = tuple(w.strip() for w in self.workers.split(",") if w.strip())
-            if not self.workers or any(not _is_address(w) for w in self.workers):
-                raise UsageError("--workers takes host:port[,host:port...]")
         check_number("clients_per_group", self.clients_per_group, low=1, integer=True)
-        try:
-            tls = MutualTls.from_flags(self.tls_ca, self.tls_cert, self.tls_key)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+        self.workers, tls = checked_worker_flags(self.workers, self.tls_ca, self.tls_cert, self.tls_key)
         if tls is not None:
-            if not self.workers:
-                raise UsageError("--tls-ca, --tls-cert and --tls-key secure the channels to --workers; give --workers")
             self.tls_ca, self.tls_cert, self.tls_key = tls.ca, tls.cert, tls.key
 
     @property
@@ -178,24 +170,3 @@ class AsynchronousSettings:
     def as_dict(self):
         """The settings that determine the result (a resume must use the same)."""
         return {k: v for k, v in sorted(dataclasses.asdict(self).items()) if k not in RUN_ONLY}
-
-
-def _is_address(text):
-    host, _, port = text.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
-
-
-def check_workers(addresses, tls=None, timeout=5.0):
-    """Raises ``UsageError`` (one line naming the address and why) unless a TFF executor service
-    answers at every address within ``timeout`` s, through mutual TLS if ``tls``.
-
-    Args:
-      addresses: the ``--workers`` addresses.
-      tls: the settings' ``MutualTls``, or ``None``.
-      timeout: the seconds to wait for each worker.
-    """
-    for address in addresses:
-        try:
-            check_worker(address, tls, timeout)
-        except WorkerUnusable as error:
-            raise UsageError(f"--workers: {error}") from None

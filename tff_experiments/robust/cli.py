@@ -14,16 +14,25 @@ machine mixes what it received with the rule (``nna``: average of the nearest on
 The output folder holds ``metrics.csv`` and ``tensorboard/`` (mean and worst honest test
 accuracy, spread between honest models, wall seconds and gradients per step),
 ``checkpoints/``, ``model/`` (one honest machine's ``model.keras`` and SavedModel) and
-``summary.json``. Run the same command again after a crash or kill: it resumes from the last
+``summary.json``, and ``run.json`` (the command, the settings and, with ``--workers``, what each
+worker served). Run the same command again after a crash or kill: it resumes from the last
 checkpoint and ends exactly where an uninterrupted run ends.
+
+With ``--workers host:port,...`` the honest machines' steps run on TFF executor services
+(``python -m tff_experiments.workers``, through mutual TLS with ``--tls-ca/--tls-cert/--tls-key``),
+each worker a contiguous share of the machines; the models are the same as on the local runtime,
+bit for bit (the server orders the gathered messages by machine).
 """
 import json
+import shlex
+import sys
 
 from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
 from tff_experiments.command_line.launch import launch
 from tff_experiments.program.run_dir import json_safe
 from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES
 from tff_experiments.robust.settings import DATASETS, PARTITIONS, RobustSettings
+from tff_experiments.workers.flags import add_worker_arguments, check_workers, run_on_workers
 
 MODULE = "tff_experiments.robust"
 
@@ -91,6 +100,7 @@ def build_parser():
     run = add_run_arguments(parser, checkpoint_every=50, eval_every=(
         int, 10, "evaluate every honest model every N steps (default 10)"))
     run.add_argument("--export-machine", type=int, default=0, help="honest machine whose model is exported (default 0)")
+    add_worker_arguments(run)
     return parser
 
 
@@ -101,13 +111,26 @@ def settings_from(argv=None):
 
 def main(argv=None, isolate=False):
     """The command line; ``isolate``: run in a private namespace (``python -m`` does)."""
-    return launch(run, settings_from(argv), module=MODULE, argv=argv, isolate=isolate)
+    settings = settings_from(argv)
+    if settings.workers:
+        check_workers(settings.workers, settings.tls)  # before anything is written
+    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, private_network=not settings.workers)
 
 
 def run(settings, out):
+    """Runs (or resumes) the experiment of ``settings`` into the output folder ``out``."""
+    from tff_experiments.command_line.launch import warn
     from tff_experiments.robust.experiment import run_robust_experiment
 
-    summary = run_robust_experiment(settings, out)
+    description = json_safe({"command": shlex.join(["python", "-m", MODULE, *sys.argv[1:]]),
+                             "config": settings.as_dict()})
+    (out / "run.json").write_text(json.dumps(description, indent=1, allow_nan=False))
+    with run_on_workers(settings.workers, settings.tls, out / "run.json", description) as usage:
+        summary = run_robust_experiment(settings, out)
+    idle = [address for address, served in (usage or {}).items() if not served["groups"]]
+    if idle:
+        warn(f"{', '.join(idle)} ran none of the honest machines' steps: each worker takes a share of the "
+             f"{settings.num_honest} honest machines, and there are more workers than machines")
     final = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary["final"].items()}
     print(json.dumps(json_safe({"out": str(settings.out), "step": summary["steps"], **final}), allow_nan=False))
     return 0

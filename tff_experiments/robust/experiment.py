@@ -197,7 +197,8 @@ class RobustExperiment:
                 collections.OrderedDict(
                     index=np.int32(c["index"]), theta=np.asarray(c["theta"]), momentum=np.asarray(c["momentum"])
                 )
-                for c in clients
+                # Remote workers return their shares of the machines in the order they finish.
+                for c in sorted(clients, key=lambda c: int(c["index"]))
             ],
         )
         train_metrics = {k: float(v) for k, v in metrics.items()}

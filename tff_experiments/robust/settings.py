@@ -12,6 +12,8 @@ from tff_experiments.command_line.arguments import check_number
 from tff_experiments.command_line.errors import UsageError
 from tff_experiments.data.partitions import PARTITIONS, check_partition  # noqa: F401  (the CLI's choices)
 from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES, SCALED_ATTACKS, check_rule_input
+from tff_experiments.workers.flags import WORKER_FLAGS, checked_worker_flags
+from tff_experiments.workers.tls import MutualTls
 
 # The data sets, their number of classes and default partition over the honest machines
 # (tff_experiments.data.partitions): MNIST is split by the MoNNA authors' own code.
@@ -21,7 +23,7 @@ DEFAULT_PARTITIONS = {"digits": "dirichlet", "mnist": "monna-dirichlet"}
 # The budget of the line search of the attack factor z (the authors' 16 evaluations).
 ATTACK_EVALUATIONS = 16
 # Settings of how a run is run, not of its result: a resume may change them.
-RUN_ONLY = ("out", "eval_every", "checkpoint_every", "export_machine", "progress")
+RUN_ONLY = ("out", "eval_every", "checkpoint_every", "export_machine", "progress", *WORKER_FLAGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,10 @@ class RobustSettings:
     checkpoint_every: int = 50
     export_machine: int = 0
     progress: Optional[bool] = None
+    workers: Optional[tuple] = None  # "host:port" addresses of TFF executor services
+    tls_ca: Optional[str] = None  # mutual TLS with the workers: the CA, our certificate and key
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -79,6 +85,16 @@ class RobustSettings:
         self._check_peer_to_peer()
         if self.export_machine >= self.num_honest:
             raise UsageError(f"--export-machine must be a honest machine, 0 <= machine < {self.num_honest}")
+        workers, tls = checked_worker_flags(self.workers, self.tls_ca, self.tls_cert, self.tls_key)
+        object.__setattr__(self, "workers", workers)
+        if tls is not None:
+            for name in ("ca", "cert", "key"):
+                object.__setattr__(self, f"tls_{name}", getattr(tls, name))
+
+    @property
+    def tls(self):
+        """The ``MutualTls`` of ``--tls-ca/--tls-cert/--tls-key``, or ``None`` (plain channels)."""
+        return MutualTls(self.tls_ca, self.tls_cert, self.tls_key) if self.tls_ca else None
 
     @property
     def num_honest(self):

@@ -5,7 +5,7 @@ compiled into the form ``up_to_merge`` / ``merge`` / ``after_merge``; each worke
 ``up_to_merge`` (here: the local work of its share of the participating clients and their
 weighted sum), the partial sums are merged, and one worker finishes the server update. Every
 worker is a TFF C++ executor service reached over gRPC, through mutual TLS when given
-(``tff_experiments.asynchronous.tls``)::
+(``tff_experiments.workers.tls``)::
 
     with remote_execution(["host1:8000", "host2:8000"], tls=MutualTls(ca, cert, key)) as usage:
         state = driver.run()            # same schedule; the result: docs/async_fl.md
@@ -29,8 +29,8 @@ import portpicker
 import tensorflow_federated as tff
 from tensorflow_federated.python.core.impl.executors import cardinalities_utils
 
-from tff_experiments.asynchronous.tls import WorkerUnusable, open_channel
-from tff_experiments.asynchronous.worker_service import start_worker_binary
+from tff_experiments.workers.tls import WorkerUnusable, open_channel
+from tff_experiments.workers.service import start_worker_binary
 
 # How long a call waits for its lost worker to come back before the run ends.
 RECONNECT_SECONDS = 20.0
@@ -164,7 +164,7 @@ def remote_execution(addresses, tls=None, ready_timeout=60.0, reconnect_seconds=
 
     Args:
       addresses: ``"host:port"`` of each TFF executor service.
-      tls: the driver's ``MutualTls`` (``tff_experiments.asynchronous.tls``), or ``None`` for
+      tls: the driver's ``MutualTls`` (``tff_experiments.workers.tls``), or ``None`` for
         plain gRPC channels.
       ready_timeout: the seconds to wait for every service to answer before the block.
       reconnect_seconds: how long a call waits for a lost service to come back before it

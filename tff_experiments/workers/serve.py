@@ -1,28 +1,28 @@
 r"""A TFF executor service reachable only through mutual TLS: one worker of ``--workers``.
 
-    python -m tff_experiments.asynchronous.worker --port 8000 \
+    python -m tff_experiments.workers --port 8000 \
         --tls-ca ca.pem --tls-cert worker.pem --tls-key worker.key
 
 TFF's ``worker_binary`` serves plain gRPC on every interface, without authentication, and runs
 any TensorFlow graph it is sent; it has no option for TLS nor for the interface. So this command
 binds the TLS port here, then runs ``worker_binary`` in a private user, network and PID namespace
 (``tff_experiments.runtime.run_in_namespace``, where its port exists on the namespace's own
-loopback only) together with a small TLS front (``worker_service.serve_tls_front``) that owns
+loopback only) together with a small TLS front (``service.serve_tls_front``) that owns
 the port bound outside: a client reaches ``worker_binary`` only after a mutual TLS handshake,
 with a certificate signed by ``--tls-ca``. The front is Python's ``ssl`` and ``asyncio`` (no
 stunnel or socat needed). The run's driver dials it with the same flags
-(``python -m tff_experiments.asynchronous --workers host:8000 --tls-ca ... --tls-cert ...
---tls-key ...``). It prints ``worker ready on HOST:PORT (mutual TLS)`` once it serves, one line
-per refused client, and runs until Ctrl-C or SIGTERM; the namespace ends ``worker_binary`` with it.
+(``python -m tff_experiments.asynchronous ... --workers host:8000 --tls-ca ... --tls-cert ...
+--tls-key ...``; ``python -m tff_experiments.robust`` takes the same flags). It prints ``worker
+ready on HOST:PORT (mutual TLS)`` once it serves, one line per refused client, and runs until Ctrl-C or SIGTERM; the namespace ends ``worker_binary`` with it.
 """
 import os
 import socket
 import sys
 
-from tff_experiments.asynchronous.tls import MutualTls
-from tff_experiments.command_line.errors import CliArgumentParser, UsageError, run_cli
+from tff_experiments.workers.tls import MutualTls
+from tff_experiments.command_line.errors import CliArgumentParser, UsageError
 
-MODULE = "tff_experiments.asynchronous.worker"
+MODULE = "tff_experiments.workers"
 LISTENER_FD_ENV = "KERAS_OPTIM_WORKER_FD"  # the TLS port, bound outside, handed to the namespace
 INNER_PORT = 8000  # worker_binary's port on the namespace's loopback (nothing else is there)
 
@@ -31,7 +31,7 @@ def build_parser():
     """The command line's ``argparse`` parser."""
     parser = CliArgumentParser(prog=f"python -m {MODULE}", description=(
         "A TFF executor service (worker_binary) reachable only through mutual TLS, for --workers of "
-        "python -m tff_experiments.asynchronous."))
+        "python -m tff_experiments.asynchronous and python -m tff_experiments.robust."))
     parser.add_argument("--port", type=int, required=True, help="the TCP port of the TLS front")
     parser.add_argument("--host", default="",
                         help="the address the TLS front listens on (default: every interface)")
@@ -87,7 +87,7 @@ def main(argv=None):
 
 def _serve(listener, tls, args):
     from tff_experiments import runtime
-    from tff_experiments.asynchronous.worker_service import serve_tls_front, start_worker_binary, wait_for_port
+    from tff_experiments.workers.service import serve_tls_front, start_worker_binary, wait_for_port
 
     runtime.prepare_namespace()  # loopback up; SIGHUP ends the run
     service = start_worker_binary(INNER_PORT)
@@ -99,7 +99,3 @@ def _serve(listener, tls, args):
         service.kill()
         service.wait()
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

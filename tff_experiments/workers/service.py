@@ -4,7 +4,7 @@
 for the interface. ``serve_tls_front(listener, tls, port)`` accepts connections on ``listener``
 (a listening socket), completes a mutual TLS handshake with each (``MutualTls.server_context``:
 a client certificate signed by the CA is required), and relays the decrypted bytes to
-``127.0.0.1:port``. ``python -m tff_experiments.asynchronous.worker`` runs both where only the
+``127.0.0.1:port``. ``python -m tff_experiments.workers`` runs both where only the
 front can be reached. The front relays bytes, not gRPC messages, so it adds no copy of a
 message in memory and knows nothing of TFF's protocol.
 

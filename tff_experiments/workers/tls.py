@@ -3,7 +3,7 @@
 ``MutualTls(ca, cert, key)`` names three PEM files: the certificate authority that signed every
 party's certificate, and this party's certificate chain and private key. Both ends use it: the
 driver builds its gRPC channels with ``channel_credentials()``, the worker's TLS front
-(``python -m tff_experiments.asynchronous.worker``) its server context with
+(``python -m tff_experiments.workers``) its server context with
 ``server_context()``. Each side accepts only a peer whose certificate the CA signed; the driver
 also checks that the worker's certificate names the host it dials (a DNS or IP subject
 alternative name).
