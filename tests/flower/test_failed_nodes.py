@@ -7,6 +7,7 @@ records). The run fails, in one line, only when fewer nodes are left than the sc
 Needs flwr's records (in .venv); skipped elsewhere."""
 import json
 import logging
+import re
 import types
 
 import numpy as np
@@ -72,11 +73,12 @@ def test_a_node_that_always_fails_is_dropped_and_the_others_finish_the_run(tmp_p
         for got, want in zip(weights, replay(settings, [grid])):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert grid.pushed.count(FAILING) == 2  # sent again once after its first failure, then dropped
-    assert warnings_of(caplog) == [
-        "node 303 failed its work from version 0 (1 in a row, 1 in all): <class 'OSError'>:<'disk full'>",
-        f"node 303 failed its work from version {1 if scheme['algorithm'] == 'fedavg' else 0} (2 in a row, 2 in all): "
-        "<class 'OSError'>:<'disk full'>",
-        "node 303 dropped from the run after 2 failures in a row"]
+    first, second, dropped = warnings_of(caplog)
+    assert first == "node 303 failed its work from version 0 (1 in a row, 1 in all): <class 'OSError'>:<'disk full'>"
+    # the version of its second work depends on what came back before its second error
+    assert re.fullmatch(r"node 303 failed its work from version \d+ \(2 in a row, 2 in all\): "
+                        r"<class 'OSError'>:<'disk full'>", second)
+    assert dropped == "node 303 dropped from the run after 2 failures in a row"
     failures = json.loads((tmp_path / "server" / "state.json").read_text())["failures"]
     assert failures == {"total": {"303": 2}, "in_a_row": {"303": 2}, "dropped": [303]}
 
@@ -98,13 +100,13 @@ def test_synchronous_fedavg_makes_its_round_of_the_replies_that_came_and_retries
 
 
 def test_a_node_that_never_replies_times_out_and_is_dropped(tmp_path, caplog):
-    settings = settings_for(tmp_path, algorithm="fedavg", min_nodes=2, aggregations=3, reply_timeout=0.3,
+    settings = settings_for(tmp_path, algorithm="fedavg", min_nodes=2, aggregations=3, reply_timeout=0.5,
                             max_consecutive_failures=2)
     grid = FailingGrid(settings, DELAYS, errors=10**6, silent=True)
     run(settings, grid)
     assert {r["node"] for r in rows(tmp_path / "server" / "updates.csv")} == {"101", "202"}
     assert len(rows(tmp_path / "server" / "metrics.csv")) == 3
-    assert warnings_of(caplog)[0] == "node 303 failed its work from version 0 (1 in a row, 1 in all): no reply in 0.3 s"
+    assert warnings_of(caplog)[0] == "node 303 failed its work from version 0 (1 in a row, 1 in all): no reply in 0.5 s"
     assert warnings_of(caplog)[-1] == "node 303 dropped from the run after 2 failures in a row"
 
 
