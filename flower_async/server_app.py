@@ -30,7 +30,9 @@ def main(grid: Grid, context: Context) -> None:
     # the loop's warnings (a node failed or was dropped) into the run's log, one line each
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    logging.getLogger("flower_async").addHandler(handler)
+    logger = logging.getLogger("flower_async")
+    logger.addHandler(handler)
+    logger.propagate = False  # a handler of the root logger (absl's, TensorFlow's) would repeat them
     print(f"flower_async: {settings.algorithm} ({settings.policy} weights), {settings.aggregations} "
           f"aggregations, model {settings.model} on {settings.dataset}, output {settings.out}", flush=True)
     weights, task = serve(grid, settings, progress=lambda line: print(line, flush=True))
