@@ -254,3 +254,27 @@ def test_asynchronous_cli_without_prepared_cifar10_is_a_one_line_error_at_once(t
                                                    f"{empty} "), result.stderr[-3000:]
     assert f"tfds build cifar10 --data_dir {empty}" in lines[0]
     assert not any(empty.iterdir())  # nothing downloaded or half-prepared
+
+
+@pytest.mark.parametrize("dataset,cached,downloads", [
+    ("emnist", False, True), ("emnist", True, False), ("cifar100", False, True), ("digits", False, False)])
+def test_a_tff_data_set_not_yet_cached_keeps_the_real_network_for_its_download(dataset, cached, downloads, tmp_path,
+                                                                                monkeypatch):
+    """The command line runs in a namespace without network unless it needs one: TFF's first
+    load of EMNIST or CIFAR-100 downloads into the cache, so that run keeps the real network."""
+    from tff_experiments.asynchronous import cli
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if cached:
+        emnist_cache(cache)
+    launched = []
+    monkeypatch.setattr(cli, "launch", lambda run, settings, **options: launched.append(options) or 0)
+    model = "cnn" if dataset == "cifar100" else "logistic"
+    cache_flags = [] if dataset == "digits" else ["--cache-dir", str(cache)]
+    assert cli.main(TINY + ["--dataset", dataset, "--model", model, *cache_flags, "--out", str(tmp_path / "out")]) == 0
+    reason = launched[0]["network_needed_for"]
+    if downloads:
+        assert reason is not None and f"downloading {dataset}" in reason
+    else:
+        assert reason is None

@@ -28,7 +28,8 @@ from tff_experiments.asynchronous.settings import (ALGORITHMS, CLIENT_TIMES, DAT
                                                    PARTITIONS, AsynchronousSettings)
 from tff_experiments.command_line.arguments import add_run_arguments, command_line_parser
 from tff_experiments.command_line.launch import launch
-from tff_experiments.workers.flags import add_worker_arguments, check_workers, run_on_workers
+from tff_experiments.data.real import needs_download
+from tff_experiments.workers.flags import add_worker_arguments, check_workers, network_reason, run_on_workers
 
 MODULE = "tff_experiments.asynchronous"
 
@@ -147,7 +148,11 @@ def main(argv=None, isolate=False):
     settings = settings_from(argv)
     if settings.workers:
         check_workers(settings.workers, settings.tls)  # before anything is written
-    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, private_network=not settings.workers)
+    needs = [network_reason(settings.workers, settings.tls)]
+    if needs_download(settings.dataset, settings.cache_dir):
+        needs.append(f"downloading {settings.dataset} into the cache")
+    reason = " and ".join(n for n in needs if n) or None
+    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, network_needed_for=reason)
 
 
 def run(settings, out):

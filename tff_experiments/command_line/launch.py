@@ -225,20 +225,25 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def launch(run, settings, *, module, argv, isolate, private_network=True):
+def launch(run, settings, *, module, argv, isolate, network_needed_for=None):
     """Checks and locks ``settings.out``, then ``run(settings, out)``, in a private namespace when
     ``isolate`` (the command line) and the OS allows one (re-running ``python -m module argv``
-    there; this process waits as its supervisor). Returns the exit status."""
+    there; this process waits as its supervisor). Returns the exit status.
+
+    ``network_needed_for``: why the run needs the real network (remote workers, a download), or
+    ``None``: then the namespace has a network of its own, and the run reaches nothing outside.
+    With a reason the run keeps its PID namespace only, and says why."""
     from tff_experiments import runtime
 
     out = prepare_output(settings.out)
     with RunLock(out) as lock:
         if isolate and not runtime.inside_namespace():
+            private_network = network_needed_for is None
             unavailable = runtime.namespace_unavailable(private_network)
             if unavailable is None:
                 if not private_network:
-                    warn("remote workers need the real network: the run keeps its PID namespace, not the network "
-                         "one; workers without mutual TLS serve anyone who reaches their ports (docs/async_fl.md)")
+                    warn(f"{network_needed_for} need the real network: the run keeps its PID namespace, not the "
+                         "network one")
                 os.environ[LOCK_FD_ENV] = str(lock.fd)
                 try:
                     argv = sys.argv[1:] if argv is None else list(argv)

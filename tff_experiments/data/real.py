@@ -34,6 +34,24 @@ import numpy as np
 from tff_experiments.data import partitions
 from tff_experiments.data.common import DataUnavailableError, one_line
 
+# The file each TFF data set leaves in its cache folder; where it is, the loader reads it
+# without the network.
+TFF_CACHE_FILES = {"emnist": "emnist_all.sqlite", "cifar100": "cifar100.sqlite"}
+TFF_DEFAULT_CACHE = os.path.join("~", ".tff")
+
+
+def needs_download(dataset, cache_dir=None):
+    """Whether loading ``dataset`` downloads it: a TFF data set whose file is not yet in
+    ``cache_dir`` (default ``~/.tff``). TF-free, for the command line's choice of namespace.
+
+    Args:
+      dataset: the ``--dataset`` name.
+      cache_dir: the ``--cache-dir``, or ``None``.
+    """
+    name = TFF_CACHE_FILES.get(dataset)
+    folder = os.path.expanduser(cache_dir or TFF_DEFAULT_CACHE)
+    return name is not None and not os.path.exists(os.path.join(folder, name))
+
 
 def _load(name, loader, **kwargs):
     """Calls a TFF loader, turning a failed download into a one-line DataUnavailableError."""

@@ -32,7 +32,7 @@ from tff_experiments.command_line.launch import launch
 from tff_experiments.program.run_dir import json_safe
 from tff_experiments.robust.choices import ATTACK_NAMES, MODELS, RECEPTIONS, RULE_NAMES
 from tff_experiments.robust.settings import DATASETS, PARTITIONS, RobustSettings
-from tff_experiments.workers.flags import add_worker_arguments, check_workers, run_on_workers
+from tff_experiments.workers.flags import add_worker_arguments, check_workers, network_reason, run_on_workers
 
 MODULE = "tff_experiments.robust"
 
@@ -114,7 +114,8 @@ def main(argv=None, isolate=False):
     settings = settings_from(argv)
     if settings.workers:
         check_workers(settings.workers, settings.tls)  # before anything is written
-    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate, private_network=not settings.workers)
+    return launch(run, settings, module=MODULE, argv=argv, isolate=isolate,
+                  network_needed_for=network_reason(settings.workers, settings.tls))
 
 
 def run(settings, out):

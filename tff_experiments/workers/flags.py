@@ -58,6 +58,16 @@ def checked_worker_flags(workers, tls_ca=None, tls_cert=None, tls_key=None):
     return workers, tls
 
 
+def network_reason(addresses, tls):
+    """Why a run on ``addresses`` needs the real network (``launch``'s ``network_needed_for``),
+    or ``None`` without workers."""
+    if not addresses:
+        return None
+    if tls is None:
+        return "remote workers (without mutual TLS they serve anyone who reaches their ports)"
+    return "remote workers"
+
+
 def _is_address(text):
     host, _, port = text.rpartition(":")
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
