@@ -45,14 +45,16 @@ _LOGGER = logging.getLogger(__name__)
 
 class NodeStatistics:
     """What the server learns of the nodes as they reply: data sizes, round-trip times, updates;
-    the ``weight`` policy's estimates of :math:`p_i` and :math:`\\tau_i` come from them.
+    the ``weight`` policy's estimates of :math:`p_i` and :math:`\\tau_i` come from them, over
+    the nodes still in the run (a dropped node leaves the objective).
 
     Args:
       settings: the run's ``Settings``.
+      failures: the run's ``NodeFailures`` (which nodes were dropped), or ``None``.
     """
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, failures=None):
+        self.settings, self.failures = settings, failures
         self.sizes, self.times, self.updates = {}, collections.defaultdict(list), collections.Counter()
 
     def record(self, node, num_examples, round_trip):
@@ -70,7 +72,8 @@ class NodeStatistics:
     def weight(self, node):
         """The ``weight`` policy's :math:`d_i` of ``node``, by the scheme's formula with the
         current estimates (the nodes heard from so far)."""
-        nodes = sorted(self.sizes)
+        dropped = self.failures.dropped if self.failures is not None else ()
+        nodes = sorted(n for n in self.sizes if n == node or n not in dropped)
         i = nodes.index(node)
         importance = client_importance(self.settings.importance, [self.sizes[n] for n in nodes])
         tau = np.array([np.mean(self.times[n]) for n in nodes])
@@ -148,7 +151,7 @@ def serve(grid, settings, progress=print, new_message=train_message):
     connected = wait_for_nodes(grid, settings.min_nodes, settings.reply_timeout)
     nodes = failures.live(connected)
     x_test, y_test = tasks.test_data(settings, len(connected))
-    statistics = NodeStatistics(settings)
+    statistics = NodeStatistics(settings, failures)
     weighting = rules_lib.Weighting(settings.policy, statistics.weight if settings.policy == "weight" else None)
     rule = rules_lib.build_rule(settings.algorithm, weighting, delta_t=settings.delta_t,
                                 buffer_size=settings.buffer_size, version=version)

@@ -135,3 +135,21 @@ def test_the_run_fails_in_one_line_when_too_few_nodes_are_left(tmp_path, scheme,
     assert str(raised.value) == message + "(dropped after 2 failures in a row: [303])"
     failures = json.loads((tmp_path / "server" / "state.json").read_text())["failures"]
     assert failures["dropped"] == [303]
+
+
+def test_a_dropped_node_leaves_the_weight_policys_estimates(tmp_path):
+    """The ``weight`` policy estimates :math:`p_i` over the nodes still in the run: after a drop,
+    synchronous FedAvg's weights of the others are their data shares among themselves (n_i / sum
+    over the live nodes), summing to 1, as before the node was ever heard from."""
+    from flower_async.node_failures import NodeFailures
+    from flower_async.server_loop import NodeStatistics
+
+    settings = settings_for(tmp_path, algorithm="fedavg", policy="weight", importance="data-size")
+    failures = NodeFailures(max_consecutive=1)
+    statistics = NodeStatistics(settings, failures)
+    sizes = {101: 30, 202: 10, 303: 60}
+    for node, size in sizes.items():
+        statistics.record(node, size, 1.0)
+    assert failures.failed(FAILING)
+    weights = {node: statistics.weight(node) for node in (101, 202)}
+    np.testing.assert_allclose([weights[101], weights[202]], [30 / 40, 10 / 40], rtol=1e-12)
