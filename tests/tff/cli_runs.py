@@ -66,3 +66,41 @@ def assert_same_exported_weights(out, reference):
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+# How long a lost worker may take to end the run (the documented bound).
+LOST_WORKER_SECONDS = 60
+
+
+def lose_a_worker_then_resume(module, args, out, workers, ports, step):
+    """``python -m module args`` (a run on the ``worker_binary`` processes ``workers`` at
+    localhost ``ports``) loses ``workers[0]`` once its checkpoint of ``step`` is on disk: checks
+    that the run ends within ``LOST_WORKER_SECONDS`` with one line naming that worker, no
+    traceback and nothing exported; then starts the worker again (in ``workers[0]``) and reruns
+    the same command to its end. Returns the rerun's stderr."""
+    from tff_experiments.workers.remote import stop
+    from tff_experiments.workers.service import start_worker_binary
+
+    address = f"localhost:{ports[0]}"
+    run = start(module, args)
+    try:
+        wait_for_checkpoint(run, out, step=step)
+        stop(workers[:1])
+        lost = time.monotonic()
+        _, stderr = run.communicate(timeout=LOST_WORKER_SECONDS + 60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    waited = time.monotonic() - lost
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and len(errors) == 1 and address in errors[0], stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert waited < LOST_WORKER_SECONDS, f"the lost worker ended the run after {waited:.0f} s"
+    assert not (out / "model").exists()
+
+    workers[0] = start_worker_binary(ports[0])
+    rerun = start(module, args)
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr[-3000:]
+    return stderr

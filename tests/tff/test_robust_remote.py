@@ -1,7 +1,8 @@
 """The robust command line on TFF executor services (``--workers``): the honest machines' steps
 split across two workers reachable only through mutual TLS give the models of the local runtime
-bit for bit, and ``run.json`` says what each worker served; bad worker flags are refused in one
-line before anything is written."""
+bit for bit, and ``run.json`` says what each worker served; a lost worker ends the run in one
+line and the same command resumes, once it is back, to the local models; bad worker flags are
+refused in one line before anything is written."""
 import csv
 import json
 
@@ -16,6 +17,8 @@ from tests.tff import cli_runs  # noqa: E402
 from tests.tff.test_async_tls import certificates, tls_workers  # noqa: E402,F401  (module fixtures)
 from tff_experiments.command_line.errors import UsageError  # noqa: E402
 from tff_experiments.robust.cli import settings_from  # noqa: E402
+from tff_experiments.workers.remote import stop  # noqa: E402
+from tff_experiments.workers.service import start_worker_binary  # noqa: E402
 
 MODULE = "tff_experiments.robust"
 # 6 honest machines and an ALIE attacker, so that each worker's share holds 3 machines; two
@@ -55,6 +58,21 @@ def test_honest_machines_on_two_tls_workers_give_the_local_models(certificates, 
             elif "seconds" not in column:
                 assert g[column] == w[column], (g["step"], column)  # the models: every bit
     cli_runs.assert_same_exported_weights(remote, local)
+
+
+def test_a_lost_worker_ends_the_run_in_one_line_and_the_rerun_resumes(tmp_path):
+    flags = [*FLAGS, "--steps", "12"]  # the run goes on well past the checkpoint where the worker is lost
+    reference = tmp_path / "local"
+    run_command(flags + ["--out", str(reference)])
+    ports = [portpicker.pick_unused_port() for _ in range(2)]
+    workers = [start_worker_binary(port) for port in ports]
+    try:
+        out = tmp_path / "remote"
+        args = flags + ["--workers", ",".join(f"localhost:{p}" for p in ports), "--out", str(out)]
+        cli_runs.lose_a_worker_then_resume(MODULE, args, out, workers, ports, step=3)
+    finally:
+        stop(workers)
+    cli_runs.assert_same_exported_weights(out, reference)
 
 
 def test_a_worker_that_does_not_answer_is_refused_in_one_line_before_anything_is_written(tmp_path):
