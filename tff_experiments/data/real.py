@@ -146,10 +146,9 @@ def _load_cifar10_arrays(data_dir=None):
             "CIFAR-10 is read through tensorflow-datasets, which this environment lacks "
             "(pip install tensorflow-datasets)"
         ) from None
-    # Only a prepared folder is read (``builder_from_directory``: no data set code, no network).
-    # ``tfds.load`` of data not prepared yet first looks it up on Google Cloud Storage and then
-    # downloads it, retrying an unreachable network for minutes; the command lines run in a
-    # private network namespace, where that can only fail.
+    # Only a prepared folder is read: TFDS's builder of a prepared version reads its metadata
+    # there, while the builder of data not prepared yet first looks it up on Google Cloud Storage
+    # (and ``tfds.load`` then downloads it), retrying an unreachable network for minutes.
     folder = _tfds_data_dir(data_dir)
     version = str(tfds.builder_cls("cifar10").VERSION)
     prepared = os.path.join(folder, "cifar10", version)
@@ -160,7 +159,7 @@ def _load_cifar10_arrays(data_dir=None):
             f"prepared cifar10/{version} folder there"
         )
     try:
-        builder = tfds.builder_from_directory(prepared)
+        builder = tfds.builder("cifar10", data_dir=folder)
         splits = builder.as_dataset(split=["train", "test"], batch_size=-1, as_supervised=True)
         (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
     except Exception as error:  # a partly copied or corrupted folder: TFDS, TensorFlow or OS errors
