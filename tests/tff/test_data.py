@@ -409,7 +409,7 @@ def one_line_unavailable(call):
     return str(info.value)
 
 
-def test_failed_downloads_are_one_line_errors(monkeypatch):
+def test_failed_downloads_are_one_line_errors(monkeypatch, tmp_path):
     import sys
     import types
     import urllib.error
@@ -421,8 +421,12 @@ def test_failed_downloads_are_one_line_errors(monkeypatch):
     monkeypatch.setattr(tff.simulation.datasets.cifar100, "load_data", offline)
     assert "EMNIST" in one_line_unavailable(real.emnist_client_data)
     assert "CIFAR-100" in one_line_unavailable(real.cifar100_client_data)
-    # TFDS absent (as in .venv-tff), then TFDS present but offline.
+    # TFDS absent, then TFDS present but CIFAR-10 not prepared in the data folder: the loader
+    # names the folder and the command that prepares it, and never asks TFDS to download.
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
     assert "tensorflow-datasets" in one_line_unavailable(lambda: real.cifar10_client_data(4, 1.0))
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(load=offline, as_numpy=None))
-    assert "Name or service not known second line" in one_line_unavailable(lambda: real.cifar10_client_data(4, 1.0))
+    fake_tfds = types.SimpleNamespace(builder_cls=lambda name: types.SimpleNamespace(VERSION="3.0.2"),
+                                      builder=offline, load=offline, as_numpy=None)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake_tfds)
+    message = one_line_unavailable(lambda: real.cifar10_client_data(4, 1.0, data_dir=str(tmp_path)))
+    assert str(tmp_path) in message and "tfds build cifar10" in message and "cifar10/3.0.2" in message
