@@ -43,8 +43,6 @@ def checked_worker_flags(workers, tls_ca=None, tls_cert=None, tls_key=None):
     """
     if isinstance(workers, str):
         workers = [w.strip() for w in workers.split(",") if w.strip()]
-        if not workers:
-            raise UsageError("--workers takes host:port[,host:port...]")
     if workers is not None:
         workers = tuple(workers)
         if not workers or any(not _is_address(w) for w in workers):
