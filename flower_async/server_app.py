@@ -33,9 +33,13 @@ def main(grid: Grid, context: Context) -> None:
     logger = logging.getLogger("flower_async")
     logger.addHandler(handler)
     logger.propagate = False  # a handler of the root logger (absl's, TensorFlow's) would repeat them
-    print(f"flower_async: {settings.algorithm} ({settings.policy} weights), {settings.aggregations} "
-          f"aggregations, model {settings.model} on {settings.dataset}, output {settings.out}", flush=True)
-    weights, task = serve(grid, settings, progress=lambda line: print(line, flush=True))
-    if settings.export:
-        RunLog(settings.out).export(task.keras_model(weights))
-    print("flower_async: done", flush=True)
+    try:
+        print(f"flower_async: {settings.algorithm} ({settings.policy} weights), {settings.aggregations} "
+              f"aggregations, model {settings.model} on {settings.dataset}, output {settings.out}", flush=True)
+        weights, task = serve(grid, settings, progress=lambda line: print(line, flush=True))
+        if settings.export:
+            RunLog(settings.out).export(task.keras_model(weights))
+        print("flower_async: done", flush=True)
+    finally:  # a process that runs the app again (a simulation) would print every warning twice
+        logger.removeHandler(handler)
+        logger.propagate = True
