@@ -85,10 +85,13 @@ def test_a_worker_that_does_not_answer_is_refused_in_one_line_before_anything_is
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--workers", "nohost"], "--workers takes host:port"),
-    (["--tls-ca", "ca.pem", "--tls-cert", "c.pem", "--tls-key", "k.pem"], "--tls-ca"),
-])
-def test_bad_worker_flags_are_refused(flags, message, tmp_path):
-    with pytest.raises(UsageError, match=message):
-        settings_from(FLAGS + ["--out", str(tmp_path / "out"), *flags])
+def test_bad_worker_flags_are_refused(certificates, tmp_path):  # noqa: F811
+    out = ["--out", str(tmp_path / "out")]
+    with pytest.raises(UsageError, match="--workers takes host:port"):
+        settings_from(FLAGS + out + ["--workers", "nohost"])
+    tls = ["--tls-ca", certificates["ca"], "--tls-cert", certificates["driver_cert"],
+           "--tls-key", certificates["driver_key"]]
+    with pytest.raises(UsageError, match="give --workers"):
+        settings_from(FLAGS + out + tls)
+    with pytest.raises(UsageError, match="--tls-"):
+        settings_from(FLAGS + out + ["--workers", "localhost:1"] + tls[:2])
